@@ -1,0 +1,5 @@
+"""Entry point for ``python -m recoseg_cli``."""
+
+from recoseg_cli.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""Shared terminal output: a stderr console, progress bars and warnings that respect --quiet."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr; shown even with --quiet."""
+    console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+@contextmanager
+def progress_bar(quiet: bool):
+    """A rich progress display on stderr, disabled with --quiet."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                        console=console, disable=quiet, transient=False)
+    with progress:
+        yield progress

@@ -1,0 +1,17 @@
+"""Names shared by every module: modalities, channel order and label schemes."""
+
+MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+"""Canonical channel order of every array the package builds."""
+
+CONDITION_MODALITIES: tuple[str, ...] = ("flair", "t1", "t2")
+"""Inputs of the T1ce synthesis model, in channel order."""
+
+TARGET_MODALITY = "t1ce"
+
+LABEL_SCHEMES: dict[str, frozenset[int]] = {
+    "brats2020": frozenset({0, 1, 2, 4}),
+    "brats2023": frozenset({0, 1, 2, 3}),
+}
+"""Allowed label values per scheme. Whole tumour is every non-zero label in both."""
+
+ENHANCING_LABEL = {"brats2020": 4, "brats2023": 3}

@@ -1,0 +1,1 @@
+"""Slice datasets and the synthetic cohort generator."""

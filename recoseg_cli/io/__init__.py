@@ -1,0 +1,1 @@
+"""Patient discovery and NIfTI input/output with exact geometry."""

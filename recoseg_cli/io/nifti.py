@@ -1,0 +1,139 @@
+"""Load NIfTI volumes in canonical (RAS) orientation and write them back in the file's own."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from recoseg_cli.errors import InputError
+
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything needed to write an array back exactly where the source file's voxels were."""
+
+    shape: tuple[int, ...]
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    orientation: np.ndarray
+    """nibabel orientation of the file's axes relative to RAS."""
+
+    @property
+    def zooms(self) -> tuple[float, ...]:
+        return tuple(float(z) for z in self.header.get_zooms()[:3])
+
+    @property
+    def canonical_zooms(self) -> tuple[float, float, float]:
+        """Voxel size along the canonical R, A and S axes."""
+        zooms = self.zooms
+        order = self.orientation[:, 0].astype(int)
+        out = [0.0, 0.0, 0.0]
+        for file_axis, ras_axis in enumerate(order):
+            out[ras_axis] = zooms[file_axis]
+        return out[0], out[1], out[2]
+
+    def matches(self, other: Geometry) -> bool:
+        return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=AFFINE_TOLERANCE_MM)
+
+
+def _read_image(path: Path) -> nib.Nifti1Image:
+    try:
+        image = nib.load(str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except Exception as exc:  # nibabel raises many types for foreign files
+        raise InputError(f"{path}: not a readable NIfTI image ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputError(f"{path}: not a NIfTI image ({type(image).__name__})")
+    return image
+
+
+def load_volume(path: str | Path, allow_nonfinite: bool = False) -> tuple[np.ndarray, Geometry]:
+    """Read a 3D NIfTI file as canonical-orientation float32 and its geometry record."""
+    path = Path(path)
+    image = _read_image(path)
+    shape = tuple(int(s) for s in image.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise InputError(f"{path}: expected a 3D image, got shape {tuple(image.shape)}")
+    try:
+        data = np.asanyarray(image.dataobj, dtype=np.float32).reshape(shape)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise InputError(f"{path}: truncated or corrupt image data ({exc})") from None
+    if not allow_nonfinite and not np.isfinite(data).all():
+        count = int((~np.isfinite(data)).sum())
+        raise InputError(f"{path}: {count} voxels are NaN or infinite")
+    orientation = nib.orientations.io_orientation(image.affine)
+    geometry = Geometry(shape=shape, affine=image.affine.copy(), header=image.header.copy(), orientation=orientation)
+    canonical = nib.orientations.apply_orientation(data, orientation)
+    return np.ascontiguousarray(canonical, dtype=np.float32), geometry
+
+
+def to_file_orientation(canonical: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Reorient a canonical (RAS) array back to the axis order and flips of the source file."""
+    ras_to_file = nib.orientations.ornt_transform(
+        nib.orientations.axcodes2ornt(("R", "A", "S")), geometry.orientation
+    )
+    return np.ascontiguousarray(nib.orientations.apply_orientation(canonical, ras_to_file))
+
+
+def save_volume(canonical: np.ndarray, geometry: Geometry, path: str | Path, dtype: type = np.uint8) -> Path:
+    """Write a canonical array to ``path`` in the source's orientation, shape, affine and codes, atomically."""
+    path = Path(path)
+    data = to_file_orientation(canonical, geometry).astype(dtype)
+    if data.shape != geometry.shape:
+        raise ValueError(f"array shape {data.shape} does not match geometry {geometry.shape}")
+    source = geometry.header
+    header = nib.Nifti1Header()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(dtype)
+    header.set_zooms(source.get_zooms()[:3])
+    header.set_xyzt_units(*source.get_xyzt_units())
+    qform, qform_code = source.get_qform(coded=True)
+    sform, sform_code = source.get_sform(coded=True)
+    header.set_qform(qform if qform is not None else geometry.affine, int(qform_code or 0))
+    header.set_sform(sform if sform is not None else geometry.affine, int(sform_code or 0))
+    image = nib.Nifti1Image(data, None, header=header)
+    image.header.set_slope_inter(1.0, 0.0)
+    write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
+    return path
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file in the target folder, then move it into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a file path")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: output folder does not exist")
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    try:
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise InputError(f"{path}: output folder is not writable ({exc.strerror})") from None
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

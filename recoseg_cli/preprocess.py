@@ -1,0 +1,148 @@
+"""Volume <-> slice transform: brain mask, z-score normalization, crop, resize, and its exact inverse."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recoseg_cli.errors import InputError
+
+Mode = Literal["linear", "nearest", "label"]
+"""linear: images and probabilities; nearest: label maps, nearest neighbour; label: per-label linear
+interpolation followed by argmax (keeps label values, smoother boundaries than nearest)."""
+
+BACKGROUND = -1.0
+"""Value of normalized images outside the brain."""
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Options of the slice transform; stored in caches and checkpoints."""
+
+    size: int = 120
+    crop: bool = True
+    margin: int = 4
+    clip: float = 5.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def brain_mask(volumes: list[np.ndarray]) -> np.ndarray:
+    """Voxels that are non-zero in any modality (BraTS images are skull-stripped, background 0)."""
+    mask = np.zeros(volumes[0].shape, dtype=bool)
+    for volume in volumes:
+        mask |= volume != 0
+    return mask
+
+
+def normalize(volume: np.ndarray, mask: np.ndarray, clip: float) -> np.ndarray:
+    """z-score inside ``mask``, clipped to +-``clip`` and scaled to [-1, 1]; background is -1."""
+    values = volume[mask]
+    std = float(values.std())
+    z = (volume - float(values.mean())) / (std if std > 0 else 1.0)
+    out = np.clip(z, -clip, clip) / clip
+    out[~mask] = BACKGROUND
+    return out.astype(np.float32)
+
+
+def _resize(stack: np.ndarray, size: int, mode: Mode) -> np.ndarray:
+    """Resize (N, H, W) slices to (N, size, size)."""
+    if stack.shape[1] == size and stack.shape[2] == size:
+        return stack.copy()
+    if mode == "label":
+        labels = np.unique(stack)
+        onehot = torch.from_numpy(np.stack([stack == v for v in labels], 1).astype(np.float32))
+        scores = F.interpolate(onehot, size=(size, size), mode="bilinear", align_corners=False)
+        return labels[scores.argmax(1).numpy()].astype(stack.dtype)
+    tensor = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[:, None]
+    if mode == "nearest":
+        out = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
+    else:
+        shrinking = size < stack.shape[1]
+        out = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
+    return out[:, 0].numpy().astype(stack.dtype)
+
+
+@dataclass(frozen=True)
+class SliceTransform:
+    """Maps a canonical volume (X, Y, Z) to (N, S, S) axial slices of the brain, and back."""
+
+    volume_shape: tuple[int, int, int]
+    origin: tuple[int, int]
+    side: int
+    slices: tuple[int, ...]
+    size: int
+
+    @classmethod
+    def fit(cls, mask: np.ndarray, config: PreprocessConfig) -> SliceTransform:
+        """Choose the square in-plane box and the brain slices from a brain mask."""
+        if not mask.any():
+            raise InputError("the brain mask is empty")
+        shape = tuple(int(s) for s in mask.shape)
+        slices = tuple(int(z) for z in np.flatnonzero(mask.any(axis=(0, 1))))
+        if config.crop:
+            xs = np.flatnonzero(mask.any(axis=(1, 2)))
+            ys = np.flatnonzero(mask.any(axis=(0, 2)))
+            lo = np.array([xs[0], ys[0]]) - config.margin
+            hi = np.array([xs[-1], ys[-1]]) + 1 + config.margin
+        else:
+            lo = np.array([0, 0])
+            hi = np.array(shape[:2])
+        side = int((hi - lo).max())
+        centre_offset = (side - (hi - lo)) // 2
+        origin = lo - centre_offset
+        return cls(shape, (int(origin[0]), int(origin[1])), side, slices, config.size)
+
+    def _box(self) -> tuple[slice, slice, slice, slice]:
+        """Source ranges in the volume and target ranges in the box, clipped to the volume."""
+        ox, oy = self.origin
+        x0, y0 = max(ox, 0), max(oy, 0)
+        x1 = min(ox + self.side, self.volume_shape[0])
+        y1 = min(oy + self.side, self.volume_shape[1])
+        return slice(x0, x1), slice(y0, y1), slice(x0 - ox, x1 - ox), slice(y0 - oy, y1 - oy)
+
+    def forward(self, volume: np.ndarray, mode: Mode = "linear", fill: float = 0.0) -> np.ndarray:
+        """Crop, pad and resize the brain slices of ``volume`` to (N, S, S)."""
+        if volume.shape != self.volume_shape:
+            raise ValueError(f"volume shape {volume.shape} does not match transform {self.volume_shape}")
+        sx, sy, bx, by = self._box()
+        box = np.full((len(self.slices), self.side, self.side), fill, dtype=volume.dtype)
+        box[:, bx, by] = np.moveaxis(volume[sx, sy][:, :, list(self.slices)], 2, 0)
+        return _resize(box, self.size, mode)
+
+    def inverse(self, slices: np.ndarray, mode: Mode = "linear", fill: float = 0.0) -> np.ndarray:
+        """Put (N, S, S) slice outputs back into the (X, Y, Z) grid; other voxels get ``fill``."""
+        if slices.shape != (len(self.slices), self.size, self.size):
+            raise ValueError(f"expected slices of shape {(len(self.slices), self.size, self.size)}, got {slices.shape}")
+        box = _resize(slices, self.side, mode)
+        sx, sy, bx, by = self._box()
+        volume = np.full(self.volume_shape, fill, dtype=slices.dtype)
+        volume[sx, sy, list(self.slices)] = np.moveaxis(box[:, bx, by], 0, 2)
+        return volume
+
+
+@dataclass
+class SlicedPatient:
+    """A patient as (N, C, S, S) normalized slices, with the transform that maps them back."""
+
+    transform: SliceTransform
+    images: np.ndarray
+    brain: np.ndarray
+    seg: np.ndarray | None
+
+
+def slice_patient(images: dict[str, np.ndarray], modalities: tuple[str, ...], config: PreprocessConfig,
+                  seg: np.ndarray | None = None) -> SlicedPatient:
+    """Normalize each modality in the brain mask and cut the brain into S x S axial slices."""
+    volumes = [images[m] for m in modalities]
+    mask = brain_mask(volumes)
+    transform = SliceTransform.fit(mask, config)
+    stack = np.stack([transform.forward(normalize(v, mask, config.clip), "linear", BACKGROUND) for v in volumes], 1)
+    brain = transform.forward(mask.astype(np.float32), "linear") > 0.5
+    seg_slices = transform.forward(seg.astype(np.uint8), "label") if seg is not None else None
+    return SlicedPatient(transform, stack, brain, seg_slices)
