@@ -15,3 +15,6 @@ LABEL_SCHEMES: dict[str, frozenset[int]] = {
 """Allowed label values per scheme. Whole tumour is every non-zero label in both."""
 
 ENHANCING_LABEL = {"brats2020": 4, "brats2023": 3}
+
+CONDITION_INDEX: list[int] = [MODALITIES.index(m) for m in CONDITION_MODALITIES]
+TARGET_INDEX: int = MODALITIES.index(TARGET_MODALITY)

@@ -1,0 +1,1 @@
+"""Implementations of the CLI subcommands that run the method on patients."""

@@ -1,0 +1,1 @@
+"""Noise schedules, training losses and samplers for the conditional DDPM."""

@@ -1,0 +1,91 @@
+"""Segmentation metrics (per volume and per slice) and synthesis metrics by region."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+
+def dice(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
+    """Dice of two binary masks; ``empty`` when both are empty."""
+    p, t = prediction.astype(bool), truth.astype(bool)
+    total = p.sum() + t.sum()
+    return float(2 * (p & t).sum() / total) if total else empty
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
+    p, t = prediction.astype(bool), truth.astype(bool)
+    union = (p | t).sum()
+    return float((p & t).sum() / union) if union else empty
+
+
+def sensitivity(prediction: np.ndarray, truth: np.ndarray) -> float:
+    t = truth.astype(bool)
+    return float((prediction.astype(bool) & t).sum() / t.sum()) if t.any() else float("nan")
+
+
+def specificity(prediction: np.ndarray, truth: np.ndarray) -> float:
+    negative = ~truth.astype(bool)
+    return float((~prediction.astype(bool) & negative).sum() / negative.sum()) if negative.any() else float("nan")
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, np.ones((3,) * mask.ndim, bool), border_value=0)
+
+
+def hd95(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> float:
+    """95th percentile symmetric surface distance (mm with ``spacing``); nan when either mask is empty."""
+    p, t = prediction.astype(bool), truth.astype(bool)
+    if not p.any() or not t.any():
+        return float("nan")
+    spacing = spacing or (1.0,) * p.ndim
+    to_truth = ndimage.distance_transform_edt(~_surface(t), sampling=spacing)
+    to_prediction = ndimage.distance_transform_edt(~_surface(p), sampling=spacing)
+    distances = np.concatenate([to_truth[_surface(p)], to_prediction[_surface(t)]])
+    return float(np.percentile(distances, 95))
+
+
+def volume_metrics(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> dict[str, float]:
+    """Dice, IoU, HD95, sensitivity and specificity of one volume."""
+    return {"dice": dice(prediction, truth), "iou": iou(prediction, truth), "hd95": hd95(prediction, truth, spacing),
+            "sensitivity": sensitivity(prediction, truth), "specificity": specificity(prediction, truth)}
+
+
+def slice_dice(prediction: np.ndarray, truth: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-slice Dice and IoU over axial slices (last axis) whose ground truth holds tumour.
+
+    This is the per-slice protocol: only slices with tumour in the ground truth count, so empty slices
+    (where Dice is trivially 1 or undefined) do not inflate the score.
+    """
+    dices, ious = [], []
+    for z in range(truth.shape[-1]):
+        t = truth[..., z]
+        if t.any():
+            dices.append(dice(prediction[..., z], t))
+            ious.append(iou(prediction[..., z], t))
+    return dices, ious
+
+
+def region_synthesis_metrics(real: np.ndarray, synthetic: np.ndarray, brain: np.ndarray, tumour: np.ndarray | None,
+                             spacing, data_range: float = 2.0, margin_mm: float = 3.0) -> dict[str, float]:
+    """PSNR and SSIM of a synthetic image inside the brain, for healthy tissue and for the tumour.
+
+    Healthy tissue is the brain minus the tumour dilated by ``margin_mm``.
+    """
+    _, ssim_map = structural_similarity(real, synthetic, data_range=data_range, full=True)
+    regions = {"brain": brain}
+    if tumour is not None and tumour.any():
+        far = ndimage.distance_transform_edt(~tumour, sampling=spacing) > margin_mm
+        regions["healthy"] = brain & far
+        regions["tumour"] = tumour & brain
+    else:
+        regions["healthy"] = brain
+    out = {}
+    for name, region in regions.items():
+        if not region.any():
+            continue
+        mse = float(np.mean((real[region] - synthetic[region]) ** 2))
+        out[f"{name}_psnr"] = float(10 * np.log10(data_range**2 / mse)) if mse > 0 else float("inf")
+        out[f"{name}_ssim"] = float(ssim_map[region].mean())
+    return out

@@ -1,0 +1,1 @@
+"""Networks: the shared 2D U-Net (denoiser and segmenter)."""

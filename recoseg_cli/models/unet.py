@@ -1,0 +1,127 @@
+"""2D U-Net with residual blocks, optional self-attention and optional timestep embedding."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of a U-Net; saved in every checkpoint so the weights alone rebuild the model."""
+
+    in_channels: int = 4
+    out_channels: int = 1
+    widths: tuple[int, ...] = (32, 64, 96, 128)
+    time_embedding: bool = True
+    attention: bool = True
+    groups: int = 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> UNetConfig:
+        return cls(**{**values, "widths": tuple(values["widths"])})
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer timesteps, shape (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with an optional additive time embedding and a 1x1 skip."""
+
+    def __init__(self, c_in: int, c_out: int, groups: int, time_dim: int | None):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(time_dim, c_out) if time_dim else None
+        self.norm2 = nn.GroupNorm(min(groups, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x)))
+        if self.time is not None and emb is not None:
+            h = h + self.time(emb)[:, :, None, None]
+        h = self.conv2(self.act(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over all positions of a feature map."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(groups, channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).transpose(-1, -2).unbind(1)
+        attended = nn.functional.scaled_dot_product_attention(q, k, v)
+        return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet2D(nn.Module):
+    """Encoder-decoder with skip connections; denoiser when ``time_embedding`` is on, segmenter otherwise."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = config
+        widths, groups = config.widths, config.groups
+        time_dim = 4 * widths[0] if config.time_embedding else None
+        self.time_mlp = (nn.Sequential(nn.Linear(widths[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+                         if time_dim else None)
+        self.stem = nn.Conv2d(config.in_channels, widths[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        c = widths[0]
+        for i, width in enumerate(widths):
+            self.down_blocks.append(ResBlock(c, width, groups, time_dim))
+            c = width
+            if i < len(widths) - 1:
+                self.downsamples.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        self.mid = ResBlock(c, c, groups, time_dim)
+        self.attention = SelfAttention(c, groups) if config.attention else nn.Identity()
+        self.up_blocks = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for width in reversed(widths[:-1]):
+            self.upsamples.append(nn.Conv2d(c, width, 3, padding=1))
+            self.up_blocks.append(ResBlock(2 * width, width, groups, time_dim))
+            c = width
+        self.head = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(), nn.Conv2d(c, config.out_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        emb = None
+        if self.time_mlp is not None:
+            if t is None:
+                raise ValueError("this U-Net needs a timestep")
+            emb = self.time_mlp(timestep_embedding(t, self.config.widths[0]))
+        h = self.stem(x)
+        skips = []
+        for i, block in enumerate(self.down_blocks):
+            h = block(h, emb)
+            if i < len(self.downsamples):
+                skips.append(h)
+                h = self.downsamples[i](h)
+        h = self.attention(self.mid(h, emb))
+        for upsample, block in zip(self.upsamples, self.up_blocks):
+            skip = skips.pop()
+            h = upsample(nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest"))
+            h = block(torch.cat([h, skip], dim=1), emb)
+        return self.head(h)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,88 @@
+"""Stage 1 training task: the conditional DDPM (FLAIR, T1, T2 -> T1ce), labels optional."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from recoseg_cli.constants import CONDITION_INDEX, CONDITION_MODALITIES, TARGET_INDEX
+from recoseg_cli.data.slices import SliceSet
+from recoseg_cli.diffusion.losses import DiffusionLossConfig, diffusion_loss
+from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.schedule import NoiseSchedule
+from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.synthesis import Synthesizer
+
+VALIDATION_SLICES = 48
+
+
+@dataclass(frozen=True)
+class DDPMStageConfig:
+    """Everything that defines a stage-1 model; stored in its checkpoints and weights."""
+
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(in_channels=4, out_channels=1, time_embedding=True))
+    schedule: str = "linear"
+    num_steps: int = 1000
+    loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
+    mask_tumour: bool = False
+    """Leave tumour voxels (labelled subjects) out of the loss, so the model learns healthy T1ce."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Default sampler recorded in the weights."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_conditions(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(conditions (B, 3, S, S), target (B, 1, S, S)) from (B, 4, S, S) modality stacks."""
+    return images[:, CONDITION_INDEX], images[:, TARGET_INDEX:TARGET_INDEX + 1]
+
+
+class DDPMTask:
+    """Loss and validation of the conditional DDPM for the shared training loop."""
+
+    stage = "ddpm"
+
+    def __init__(self, config: DDPMStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
+                 device: torch.device):
+        self.config = config
+        self.model = UNet2D(config.unet)
+        self.schedule = NoiseSchedule(config.schedule, config.num_steps)
+        self.train = train
+        self.preprocess = preprocess
+        self.device = device
+        picks = np.random.default_rng(0).permutation(len(val))[:VALIDATION_SLICES]
+        self.val = val.subset(np.sort(picks))
+
+    def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
+        batch = self.train.random_batch(rng, batch_size, self.device)
+        conditions, target = split_conditions(batch["images"])
+        weight = torch.ones_like(target)
+        if self.config.mask_tumour:
+            weight = weight * (1 - batch["tumour"])
+        return diffusion_loss(model, self.schedule, self.config.loss, target, conditions, weight, noise)
+
+    def validate(self, model) -> dict[str, float]:
+        """Mean absolute error of the default sampler's T1ce in healthy brain and in tumour."""
+        synthesizer = Synthesizer(model, self.schedule, self.config.loss.prediction, self.device)
+        images = self.val.images.astype(np.float32)
+        synthetic = synthesizer.synthesize(images[:, CONDITION_INDEX], self.val.brain, self.config.sampler,
+                                           seed=0, start=images[:, TARGET_INDEX])
+        error = np.abs(synthetic - images[:, TARGET_INDEX])
+        tumour = self.val.seg > 0
+        healthy = self.val.brain & ~ndimage.binary_dilation(tumour, np.ones((1, 3, 3), bool), iterations=2)
+        scores = {"score": float(error[healthy].mean()), "healthy_mae": float(error[healthy].mean())}
+        if tumour.any():
+            scores["tumour_mae"] = float(error[tumour].mean())
+        return scores
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
+
+    def weights_extra(self) -> dict:
+        return {"schedule": self.schedule.to_dict(), "prediction": self.config.loss.prediction,
+                "preprocess": self.preprocess, "conditions": list(CONDITION_MODALITIES),
+                "sampler": self.config.sampler.to_dict(), "mask_tumour": self.config.mask_tumour}

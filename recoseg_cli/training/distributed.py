@@ -1,0 +1,41 @@
+"""torchrun integration: process group set-up and rank helpers."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init_if_launched(device: torch.device) -> bool:
+    """Join the process group when started by torchrun; gloo on CPU, nccl on CUDA."""
+    if world_size() <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def max_weight_difference(model: torch.nn.Module) -> float:
+    """Largest absolute difference between this rank's weights and rank 0's (0.0 when not distributed)."""
+    if not dist.is_initialized():
+        return 0.0
+    worst = torch.zeros(1)
+    for parameter in model.parameters():
+        reference = parameter.detach().clone()
+        dist.broadcast(reference, src=0)
+        worst = torch.maximum(worst, (parameter.detach() - reference).abs().max().cpu().reshape(1))
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst.item())

@@ -1,0 +1,104 @@
+"""Weights files: save, load (offline, ``weights_only``), bundled-weights registry and checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from recoseg_cli.errors import WeightsError
+from recoseg_cli.io.nifti import write_atomically
+
+FORMAT = "recoseg-weights/1"
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+BUNDLED_FILE = "recoseg_synthetic.pt"
+CHECKSUMS = "SHA256SUMS"
+ENV_VAR = "RECOSEG_WEIGHTS"
+
+
+@dataclass
+class Weights:
+    """A loaded weights file: which stage, the model config, the tensors and stage-specific extras."""
+
+    path: Path
+    stage: str
+    model_config: dict
+    state_dict: dict
+    extra: dict
+    sha256: str
+
+
+def save_weights(path: Path, stage: str, model: nn.Module, extra: dict) -> None:
+    """Write a model's config and fp32 tensors, loadable with ``torch.load(weights_only=True)``."""
+    payload = weights_payload(stage, model, extra)
+    write_atomically(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def weights_payload(stage: str, model: nn.Module, extra: dict) -> dict:
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "stage": stage, "model_config": model.config.to_dict(), "state_dict": state,
+            "extra": extra}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_checksum(name: str) -> str | None:
+    sums = BUNDLED_DIR / CHECKSUMS
+    if not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == name:
+            return parts[0]
+    return None
+
+
+def resolve_weights_path(option: Path | None) -> tuple[Path, str | None]:
+    """The weights file to use and the checksum it must match (bundled weights only)."""
+    if option is not None:
+        return Path(option), None
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]), None
+    path = BUNDLED_DIR / BUNDLED_FILE
+    return path, bundled_checksum(BUNDLED_FILE)
+
+
+def load_weights(path: Path, stages: tuple[str, ...], expected_sha256: str | None = None) -> Weights:
+    """Load and check a weights file; ``stages`` lists the stages the caller can use."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, expected a weights file")
+    digest = sha256_of(path)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match the recorded {expected_sha256[:12]}...; "
+                           "the file is corrupt or was replaced")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path}: not a readable weights file ({exc.__class__.__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a recoseg weights file")
+    if payload["stage"] not in stages:
+        raise WeightsError(f"{path}: holds {payload['stage']} weights; this command needs {' or '.join(stages)} weights")
+    return Weights(path, payload["stage"], payload["model_config"], payload["state_dict"], payload["extra"], digest)
+
+
+def nested_weights(parent: Weights, key: str) -> Weights:
+    """Weights embedded in another file's extras (the DDPM inside a segmenter file)."""
+    payload = parent.extra.get(key)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeightsError(f"{parent.path}: has no embedded {key} weights")
+    return Weights(parent.path, payload["stage"], payload["model_config"], payload["state_dict"], payload["extra"],
+                   parent.sha256)
