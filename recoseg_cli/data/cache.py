@@ -87,7 +87,10 @@ def prepare_cache_folder(cache: Path, config: PreprocessConfig, label_scheme: st
             shutil.rmtree(cache / "subjects", ignore_errors=True)
     elif cache.is_dir() and any(cache.iterdir()) and not overwrite:
         raise InputError(f"{cache}: folder exists and is not a recoseg cache; use --overwrite or another folder")
-    (cache / "subjects").mkdir(parents=True, exist_ok=True)
+    try:
+        (cache / "subjects").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{cache}: cannot create the cache folder ({exc.strerror})") from None
     write_manifest(cache, {"config_hash": digest, "config": config.to_dict(), "label_scheme": label_scheme,
                            "complete": False, "subjects": []})
     return digest

@@ -137,7 +137,7 @@ def patient_from_paths(paths: dict[str, str | Path | None], case_id: str | None 
 
 
 def find_patient_folders(root: str | Path, max_depth: int = 3) -> list[Path]:
-    """Every patient folder up to ``max_depth`` levels below ``root`` (``root`` itself included), sorted."""
+    """Every patient folder up to ``max_depth`` levels below ``root`` (``root`` itself included), sorted by name."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: no such folder")
@@ -153,7 +153,7 @@ def find_patient_folders(root: str | Path, max_depth: int = 3) -> list[Path]:
         frontier = next_frontier
     if not folders:
         raise InputError(f"{root}: no patient folders found within {max_depth} levels")
-    return sorted(folders, key=lambda p: str(p.relative_to(root)))
+    return sorted(folders, key=lambda p: (p.name, str(p.relative_to(root))))
 
 
 def discover_cohort(root: str | Path, max_depth: int = 3) -> list[Patient]:
