@@ -39,3 +39,12 @@ def max_weight_difference(model: torch.nn.Module) -> float:
         worst = torch.maximum(worst, (parameter.detach() - reference).abs().max().cpu().reshape(1))
     dist.all_reduce(worst, op=dist.ReduceOp.MAX)
     return float(worst.item())
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (keeps ranks stepping in lockstep)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

@@ -116,7 +116,8 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
     start = time.perf_counter()
     step = state["step"]
     while step < config.max_steps:
-        if config.max_minutes and (time.perf_counter() - start) / 60 >= config.max_minutes:
+        out_of_time = bool(config.max_minutes) and (time.perf_counter() - start) / 60 >= config.max_minutes
+        if distributed.any_rank(out_of_time):
             break
         model.train()
         with autocast(device, config.bf16):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from recoseg_cli.devices import resolve_device
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
@@ -27,6 +29,7 @@ def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainCo
     train_set, val_set = split_slice_sets(subjects)
     if epochs is not None:
         train = TrainConfig(**{**train.__dict__, "max_steps": steps_for_epochs(epochs, len(train_set), train.batch_size)})
+    torch.manual_seed(train.seed)
     task = DDPMTask(stage, train_set, val_set, manifest["config"], torch_device)
     if on_start:
         on_start(train.max_steps)

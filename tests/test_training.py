@@ -1,0 +1,96 @@
+"""The shared training loop: exact resume, checkpoint contents, DDP through torchrun, `recoseg train`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+from recoseg_cli.data.build_cache import build_cache
+from recoseg_cli.data.synthetic import generate_patient, write_patient
+from recoseg_cli.devices import resolve_device
+from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.training.data import load_training_cache, split_slice_sets
+from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
+from recoseg_cli.training.loop import TrainConfig, fit
+from recoseg_cli.weights import load_weights
+
+TINY_DDPM = DDPMStageConfig(unet=UNetConfig(in_channels=4, out_channels=1, widths=(8, 16), attention=False))
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    for seed in range(3):
+        case = f"Synth_{seed:05d}"
+        write_patient(root / "cohort" / case, case, generate_patient(seed, TINY), TINY.affine)
+    build_cache(root / "cohort", root / "cache", PreprocessConfig(size=32), val_fraction=0.34)
+    return root / "cache"
+
+
+def make_task(cache, tmp_path):
+    manifest, subjects = load_training_cache(cache, tmp_path, PreprocessConfig(size=32))
+    train, val = split_slice_sets(subjects)
+    torch.manual_seed(0)
+    return DDPMTask(TINY_DDPM, train, val, manifest["config"], torch.device("cpu"))
+
+
+def test_resume_continues_exactly(tiny_cache, tmp_path):
+    config = TrainConfig(max_steps=6, batch_size=2, val_every=3, checkpoint_every=3, warmup_steps=2)
+    straight = make_task(tiny_cache, tmp_path)
+    fit(straight, config, tmp_path / "straight", torch.device("cpu"))
+    first = make_task(tiny_cache, tmp_path)
+
+    def crash_at_step_4(step, loss):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, config, tmp_path / "split", torch.device("cpu"), on_step=crash_at_step_4)
+    resumed = make_task(tiny_cache, tmp_path)
+    fit(resumed, config, tmp_path / "split", torch.device("cpu"), resume=True)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    checkpoint = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert {"model", "ema", "optimizer", "scheduler", "numpy_rng", "torch_rng", "stage_config"} <= set(checkpoint)
+    history = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [h["step"] for h in history["history"]] == [3, 6]
+    assert {"raw_score", "ema_score", "ema_healthy_mae"} <= set(history["history"][0])
+    weights = load_weights(tmp_path / "split" / "best.pt", ("ddpm",))
+    assert weights.extra["prediction"] == "v" and list(weights.model_config["widths"]) == [8, 16]
+
+
+def test_resume_refuses_another_configuration(tiny_cache, tmp_path, capsys):
+    args = ["train", "--data", tiny_cache, "-o", tmp_path / "run", "--max-steps", "2", "--batch-size", "2",
+            "--widths", "8,16", "-q"]
+    assert run_cli(args, capsys)[0] == 0
+    code, _, err = run_cli(args[:-3] + ["--widths", "8,24", "--resume", "-q"], capsys)
+    assert code == 2 and "another stage or configuration" in err
+    code, _, err = run_cli(["train", "--data", tiny_cache, "-o", tmp_path / "fresh", "--resume", "-q"], capsys)
+    assert code == 2 and "nothing to resume" in err
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_keep_identical_weights(tiny_cache, tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m",
+         "recoseg_cli", "train", "--data", str(tiny_cache), "-o", str(run_dir), "--max-steps", "4",
+         "--batch-size", "2", "--widths", "8,16", "--val-every", "2", "-q"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["ddp_world_size"] == 2
+    assert history["ddp_max_weight_difference"] == 0.0
+    assert (run_dir / "best.pt").is_file() and (run_dir / "last.pt").is_file()
+
+
+def test_device_option_is_checked():
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(Exception, match="--device"):
+        resolve_device("tpu")
