@@ -140,6 +140,62 @@ def synthesize(
                    seed, device, batch_size, report, overwrite, quiet)
 
 
+@app.command()
+def segment(
+    input: Optional[Path] = typer.Argument(None, help="A patient folder, or a folder of patient folders."),
+    output: Path = typer.Option(..., "-o", "--output", help="Mask file (one patient) or folder (several)."),
+    weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    sampler: Optional[str] = typer.Option(None, help="Override the weights' sampler: onestep, ddim or ddpm."),
+    steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Probability threshold (default: weights')."),
+    postprocess: int = typer.Option(0, min=0, help="Drop tumour components smaller than N voxels (0: keep all)."),
+    save_probabilities: bool = typer.Option(False, "--save-probabilities/--no-save-probabilities",
+                                            help="Also write <mask>_prob.nii.gz (float32)."),
+    save_residual: bool = typer.Option(False, "--save-residual/--no-save-residual",
+                                       help="Also write <mask>_residual.nii.gz (z-score units)."),
+    save_synth: bool = typer.Option(False, "--save-synth/--no-save-synth",
+                                    help="Also write <mask>_synth.nii.gz, the synthetic T1ce (z-score units)."),
+    overlay: Optional[Path] = typer.Option(None, help="PNG picture (one patient) or folder of <case>.png (several)."),
+    report: Optional[Path] = typer.Option(None, help="JSON report: volume, timings, weights, versions, device."),
+    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    labels: str = typer.Option("auto", help="Label scheme of ground-truth files, for the report's metrics."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
+    shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors still print."),
+    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
+    seg: Optional[Path] = SEG,
+) -> None:
+    """Segment the whole tumour: writes a uint8 mask (1 = tumour) in each patient's own geometry."""
+    from recoseg_cli.commands.segment import SegmentOptions, parse_shard, segment_cohort, segment_one
+    from recoseg_cli.io.discovery import is_patient_folder
+
+    save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
+                                       ("synth", save_synth)) if on)
+    options = SegmentOptions(
+        weights=weights, device=device, sampler=_sampler(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
+        batch_size=batch_size, threshold=threshold, min_component=postprocess, save=save, overlay=overlay,
+        report=report, overwrite=overwrite, skip_existing=skip_existing, shard=parse_shard(shard),
+        label_scheme=_label_scheme(labels), quiet=quiet, bf16=bf16)
+    if input is None or is_patient_folder(input):
+        segment_one(_patient(input, flair, t1, t1ce, t2, seg), output, options)
+        return
+    if any((flair, t1, t1ce, t2, seg)):
+        raise InputError("explicit modality paths describe one patient; give no cohort folder with them")
+    if not input.is_dir():
+        raise InputError(f"{input}: no such folder")
+    results = segment_cohort(input, output, options)
+    failed = [r for r in results if r.error]
+    if not quiet:
+        console.print(f"segmented {len(results) - len(failed)} of {len(results)} patients into {output}")
+    if failed:
+        console.print(f"[red]failed:[/red] {', '.join(r.case_id for r in failed)}")
+        raise typer.Exit(2)
+
+
 def _sampler(name: str, steps: int, start_step: int, eta: float):
     from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 
@@ -164,26 +220,35 @@ def _parse_widths(text: str) -> tuple[int, ...]:
 def train(
     data: Path = typer.Option(..., "--data", help="Cohort folder, or a cache written by `recoseg preprocess`."),
     output: Path = typer.Option(..., "-o", "--output", help="Run folder for checkpoints, weights and history."),
-    stage: str = typer.Option("ddpm", help="ddpm (stage 1)."),
-    max_steps: int = typer.Option(2000, help="Optimizer steps (ignored when --epochs is given)."),
+    stage: str = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2) or all (both, in RUN/ddpm and RUN/seg)."),
+    max_steps: int = typer.Option(2000, help="Optimizer steps per stage (ignored when --epochs is given)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training slices; overrides --max-steps."),
-    max_minutes: float = typer.Option(0.0, help="Stop after this many minutes (0: no limit)."),
+    max_minutes: float = typer.Option(0.0, help="Stop a stage after this many minutes (0: no limit)."),
     batch_size: int = typer.Option(16, min=1, help="Slices per step (per process under torchrun)."),
     lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, warm-up then cosine)."),
-    seed: int = typer.Option(0, help="Seed of sampling, noise and the validation split."),
+    seed: int = typer.Option(0, help="Seed of initialisation, sampling, noise, splits and the labelled subset."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
-    widths: str = typer.Option("32,64,96,128", help="U-Net channel widths per level."),
     size: int = typer.Option(120, help="Slice side S when DATA is a raw cohort."),
     workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
+    val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
+    widths: str = typer.Option("32,64,96,128", help="DDPM U-Net channel widths per level."),
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
-    schedule: str = typer.Option("linear", help="Noise schedule: linear or cosine."),
+    schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
     mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",
                                      help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
-    val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
+    ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
+    label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
+    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
+    channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
+                                 help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
+    t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
+                                       help="Stage seg: fraction of slices trained as if T1ce were missing."),
+    sampler: str = typer.Option("onestep", help="Sampler that makes the training residuals."),
+    steps: int = typer.Option(1, min=1, help="Sampler network calls per slice."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a stage; `torchrun --nproc_per_node=K -m recoseg_cli train ...` runs it data-parallel."""
@@ -192,29 +257,62 @@ def train(
     from recoseg_cli.preprocess import PreprocessConfig
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
     from recoseg_cli.training.loop import TrainConfig
-    from recoseg_cli.training.run import train_ddpm
+    from recoseg_cli.training.run import Callbacks, train_ddpm, train_seg
+    from recoseg_cli.training.seg_task import SegStageConfig
 
-    if stage != "ddpm":
-        raise InputError(f"--stage must be ddpm, not {stage!r}")
+    if stage not in ("ddpm", "seg", "all"):
+        raise InputError(f"--stage must be ddpm, seg or all, not {stage!r}")
     if prediction not in ("v", "epsilon") or schedule not in ("linear", "cosine"):
         raise InputError("--prediction must be v or epsilon and --schedule linear or cosine")
     train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
                                max_minutes=max_minutes, val_every=val_every, checkpoint_every=min(100, val_every))
-    stage_config = DDPMStageConfig(
+    preprocess_config = PreprocessConfig(size=size)
+    channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
+    ddpm_stage = DDPMStageConfig(
         unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True),
         schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice), mask_tumour=mask_tumour)
+    seg_stage = SegStageConfig(
+        unet=UNetConfig(in_channels=len(channel_list), out_channels=1, widths=_parse_widths(seg_widths),
+                        time_embedding=False, attention=False),
+        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction)
+    _check_channels(channel_list)
+    sampler_config = _sampler(sampler, steps, 999, 0.0)
     with progress_bar(quiet) as progress:
-        task = progress.add_task(f"train {stage}", total=None, info="")
         clock = _StepClock()
-        result = train_ddpm(data, output, stage_config, train_config, PreprocessConfig(size=size), device, resume,
-                            epochs, workers, val_fraction,
-                            on_start=lambda n: progress.update(task, total=n),
-                            on_step=lambda step, loss: progress.update(
-                                task, completed=step, info=f"loss {loss:.4f}  {clock.rate(step):.2f} it/s"),
-                            on_validate=lambda entry: quiet or progress.console.print(_validation_line(entry)))
+        task = progress.add_task("train", total=None, info="")
+
+        def start(name: str, total: int) -> None:
+            clock.reset()
+            progress.reset(task, total=total, description=f"train {name}" if name != "synthesis" else "synthesis")
+
+        def step(number: int, loss: float) -> None:
+            info = f"loss {loss:.4f}  {clock.rate(number):.2f} it/s" if loss == loss else ""
+            progress.update(task, completed=number, info=info)
+
+        callbacks = Callbacks(start, step, lambda entry: quiet or progress.console.print(_validation_line(entry)))
+        common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
+                      callbacks=callbacks)
+        results = []
+        if stage in ("ddpm", "all"):
+            ddpm_dir = output / "ddpm" if stage == "all" else output
+            results.append((ddpm_dir, train_ddpm(data, ddpm_dir, ddpm_stage, train_config, preprocess_config, **common)))
+            ddpm_weights = ddpm_dir / "best.pt" if stage == "all" else ddpm_weights
+        if stage in ("seg", "all"):
+            seg_dir = output / "seg" if stage == "all" else output
+            results.append((seg_dir, train_seg(data, seg_dir, seg_stage, train_config, preprocess_config, ddpm_weights,
+                                               sampler_config, **common)))
     if not quiet:
-        console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
-                      f"{result.best_score:.4f} at step {result.best_step}; weights in {output}/best.pt")
+        for folder, result in results:
+            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
+                          f"{result.best_score:.4f} at step {result.best_step}; weights in {folder / 'best.pt'}")
+
+
+def _check_channels(channels: tuple[str, ...]) -> None:
+    from recoseg_cli.inputs import CHANNELS
+
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown or not channels:
+        raise InputError(f"--channels: unknown {unknown}; choose from {', '.join(CHANNELS)}")
 
 
 def _validation_line(entry: dict) -> str:
@@ -227,6 +325,9 @@ class _StepClock:
 
     def __init__(self) -> None:
         self.first: tuple[int, float] | None = None
+
+    def reset(self) -> None:
+        self.first = None
 
     def rate(self, step: int) -> float:
         import time

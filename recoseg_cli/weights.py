@@ -31,6 +31,11 @@ class Weights:
     extra: dict
     sha256: str
 
+    def payload(self) -> dict:
+        """The dict a weights file holds, e.g. to embed these weights in another file."""
+        return {"format": FORMAT, "stage": self.stage, "model_config": self.model_config,
+                "state_dict": self.state_dict, "extra": self.extra}
+
 
 def save_weights(path: Path, stage: str, model: nn.Module, extra: dict) -> None:
     """Write a model's config and fp32 tensors, loadable with ``torch.load(weights_only=True)``."""

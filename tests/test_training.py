@@ -33,7 +33,7 @@ def tiny_cache(tmp_path_factory):
 
 
 def make_task(cache, tmp_path):
-    manifest, subjects = load_training_cache(cache, tmp_path, PreprocessConfig(size=32))
+    _, manifest, subjects = load_training_cache(cache, tmp_path, PreprocessConfig(size=32))
     train, val = split_slice_sets(subjects)
     torch.manual_seed(0)
     return DDPMTask(TINY_DDPM, train, val, manifest["config"], torch.device("cpu"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-
 from recoseg_cli.data.cache import CachedSubject
 
 
@@ -20,6 +18,8 @@ class SliceSet:
     has_seg: np.ndarray
     subject: np.ndarray
     case_ids: list[str]
+    synth: np.ndarray | None = None
+    """Synthetic T1ce (N, S, S), when the segmenter needs it."""
 
     @classmethod
     def from_subjects(cls, subjects: list[CachedSubject]) -> SliceSet:
@@ -36,24 +36,26 @@ class SliceSet:
         return len(self.images)
 
     def subset(self, index: np.ndarray) -> SliceSet:
+        synth = self.synth[index] if self.synth is not None else None
         return SliceSet(self.images[index], self.brain[index], self.seg[index], self.has_seg[index],
-                        self.subject[index], self.case_ids)
+                        self.subject[index], self.case_ids, synth)
 
-    def batch(self, index: np.ndarray, device: torch.device, flip: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """Tensors for ``index``; slices with ``flip`` set are mirrored left-right."""
-        arrays = {"images": self.images[index].astype(np.float32), "brain": self.brain[index].astype(np.float32),
-                  "tumour": (self.seg[index] > 0).astype(np.float32), "has_seg": self.has_seg[index]}
+    def with_synth(self, per_subject: dict[str, np.ndarray]) -> SliceSet:
+        """The same slices with each subject's synthetic T1ce attached."""
+        synth = np.concatenate([per_subject[case].astype(np.float16) for case in self.case_ids])
+        return SliceSet(self.images, self.brain, self.seg, self.has_seg, self.subject, self.case_ids, synth)
+
+    def arrays(self, index: np.ndarray, flip: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """float32 arrays for ``index``; slices with ``flip`` set are mirrored left-right."""
+        out = {"images": self.images[index].astype(np.float32), "brain": self.brain[index].copy(),
+               "tumour": (self.seg[index] > 0).astype(np.float32)}
+        if self.synth is not None:
+            out["synth"] = self.synth[index].astype(np.float32)
         if flip is not None and flip.any():
-            for key in ("images", "brain", "tumour"):
-                arrays[key][flip] = arrays[key][flip][..., ::-1, :]
-        out = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in arrays.items()}
-        for key in ("brain", "tumour"):
-            out[key] = out[key][:, None]
+            for value in out.values():
+                value[flip] = value[flip][..., ::-1, :]
         return out
 
-    def random_batch(self, rng: np.random.Generator, size: int, device: torch.device,
-                     mask: np.ndarray | None = None) -> dict[str, torch.Tensor]:
-        """A batch of random slices (from ``mask`` when given), half of them mirrored."""
-        pool = np.flatnonzero(mask) if mask is not None else None
-        index = pool[rng.integers(0, len(pool), size)] if pool is not None else rng.integers(0, len(self), size)
-        return self.batch(index, device, rng.random(size) < 0.5)
+    def random_index(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random slice indices and left-right flips (half of them)."""
+        return rng.integers(0, len(self), size), rng.random(size) < 0.5

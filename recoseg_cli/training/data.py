@@ -12,7 +12,7 @@ from recoseg_cli.preprocess import PreprocessConfig
 
 
 def load_training_cache(data: Path, run_dir: Path, config: PreprocessConfig, workers: int = 1,
-                        val_fraction: float = 0.2, seed: int = 0) -> tuple[dict, list[CachedSubject]]:
+                        val_fraction: float = 0.2, seed: int = 0) -> tuple[Path, dict, list[CachedSubject]]:
     """Read ``data`` when it is a cache, else preprocess the cohort into ``run_dir/cache`` (resumable)."""
     data = Path(data)
     if not data.exists():
@@ -21,7 +21,7 @@ def load_training_cache(data: Path, run_dir: Path, config: PreprocessConfig, wor
         cache = run_dir / "cache"
         build_cache(data, cache, config, workers=workers, val_fraction=val_fraction, seed=seed)
         data = cache
-    return read_cache(data)
+    return (data, *read_cache(data))
 
 
 def split_slice_sets(subjects: list[CachedSubject], labelled_only: bool = False) -> tuple[SliceSet, SliceSet]:

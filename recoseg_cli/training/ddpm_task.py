@@ -58,11 +58,12 @@ class DDPMTask:
         self.val = val.subset(np.sort(picks))
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
-        batch = self.train.random_batch(rng, batch_size, self.device)
-        conditions, target = split_conditions(batch["images"])
+        batch = self.train.arrays(*self.train.random_index(rng, batch_size))
+        images = torch.from_numpy(np.ascontiguousarray(batch["images"])).to(self.device)
+        conditions, target = split_conditions(images)
         weight = torch.ones_like(target)
         if self.config.mask_tumour:
-            weight = weight * (1 - batch["tumour"])
+            weight = weight * (1 - torch.from_numpy(np.ascontiguousarray(batch["tumour"]))[:, None].to(self.device))
         return diffusion_loss(model, self.schedule, self.config.loss, target, conditions, weight, noise)
 
     def validate(self, model) -> dict[str, float]:

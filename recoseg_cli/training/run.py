@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from recoseg_cli.data.slices import SliceSet
+from recoseg_cli.data.synthesis_cache import cached_synthesis
 from recoseg_cli.devices import resolve_device
+from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.errors import InputError
+from recoseg_cli.inputs import needs_synthesis
 from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
 from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
 from recoseg_cli.training.loop import TrainConfig, TrainResult, fit
+from recoseg_cli.training.seg_task import SegStageConfig, SegTask, select_labelled
+from recoseg_cli.weights import load_weights
+
+
+@dataclass
+class Callbacks:
+    """Progress hooks for a training run."""
+
+    on_start: Callable[[str, int], None] | None = None
+    on_step: Callable[[int, float], None] | None = None
+    on_validate: Callable[[dict], None] | None = None
 
 
 def steps_for_epochs(epochs: float, slices: int, batch_size: int) -> int:
     return max(1, int(round(epochs * slices / batch_size)))
 
 
+def _with_epochs(train: TrainConfig, epochs: float | None, slices: int) -> TrainConfig:
+    return train if epochs is None else replace(train, max_steps=steps_for_epochs(epochs, slices, train.batch_size))
+
+
 def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
                device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
-               val_fraction: float = 0.2, on_start: Callable[[int], None] | None = None,
-               on_step: Callable[[int, float], None] | None = None,
-               on_validate: Callable[[dict], None] | None = None) -> TrainResult:
+               val_fraction: float = 0.2, callbacks: Callbacks = Callbacks()) -> TrainResult:
     """Train the conditional DDPM on every subject of ``data`` (labels optional)."""
     torch_device = resolve_device(device)
-    manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
+    _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
     train_set, val_set = split_slice_sets(subjects)
-    if epochs is not None:
-        train = TrainConfig(**{**train.__dict__, "max_steps": steps_for_epochs(epochs, len(train_set), train.batch_size)})
+    train = _with_epochs(train, epochs, len(train_set))
     torch.manual_seed(train.seed)
     task = DDPMTask(stage, train_set, val_set, manifest["config"], torch_device)
-    if on_start:
-        on_start(train.max_steps)
-    return fit(task, train, Path(run_dir), torch_device, resume, on_step, on_validate)
+    if callbacks.on_start:
+        callbacks.on_start("ddpm", train.max_steps)
+    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+
+
+def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
+              ddpm_weights: Path | None, sampler: SamplerConfig, device: str = "auto", resume: bool = False,
+              epochs: float | None = None, workers: int = 1, val_fraction: float = 0.2,
+              callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Train the segmenter on a labelled fraction of the training subjects (chosen by subject with the seed)."""
+    torch_device = resolve_device(device)
+    cache, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
+    labelled = [s for s in subjects if s.seg is not None]
+    chosen = set(select_labelled([s.case_id for s in labelled if s.split == "train"], stage.label_fraction, train.seed))
+    train_subjects = [s for s in labelled if s.case_id in chosen]
+    val_subjects = [s for s in labelled if s.split == "val"] or train_subjects[-1:]
+    if not train_subjects:
+        raise InputError(f"{data}: no labelled training subjects")
+    ddpm_payload = None
+    train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
+    if needs_synthesis(stage.channels):
+        if ddpm_weights is None:
+            raise InputError("--ddpm-weights is needed: the segmenter's inputs use the synthetic T1ce")
+        weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "seg")))
+        if weights.extra["preprocess"] != manifest["config"]:
+            raise InputError(f"{ddpm_weights}: DDPM was trained on slices {weights.extra['preprocess']}, "
+                             f"the data has {manifest['config']}")
+        synthesizer = Synthesizer.from_weights(weights, torch_device)
+        if callbacks.on_start:
+            callbacks.on_start("synthesis", len(train_subjects) + len(val_subjects))
+        done = iter(range(1, len(train_subjects) + len(val_subjects) + 1))
+        synth = cached_synthesis(cache, train_subjects + val_subjects, synthesizer, weights.sha256, sampler,
+                                 on_subject=lambda case: callbacks.on_step and callbacks.on_step(next(done), float("nan")))
+        train_set, val_set = train_set.with_synth(synth), val_set.with_synth(synth)
+        ddpm_payload = weights.payload()
+    train = _with_epochs(train, epochs, len(train_set))
+    torch.manual_seed(train.seed)
+    task = SegTask(stage, train_set, val_set, manifest["config"], torch_device, ddpm_payload, sampler)
+    if callbacks.on_start:
+        callbacks.on_start("seg", train.max_steps)
+    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)

@@ -1,0 +1,93 @@
+"""Stage 2 training task: the residual-guided segmenter (BCE + Dice, whole tumour)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recoseg_cli.data.slices import SliceSet
+from recoseg_cli.diffusion.losses import soft_dice_loss
+from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
+from recoseg_cli.metrics import dice
+from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.segmentation import Segmenter
+
+
+@dataclass(frozen=True)
+class SegStageConfig:
+    """Everything that defines a stage-2 model; stored in its checkpoints and weights."""
+
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(
+        in_channels=len(DEFAULT_CHANNELS), out_channels=1, widths=(16, 32, 64, 96), time_embedding=False,
+        attention=False))
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    t1ce_dropout: float = 0.15
+    """Fraction of training slices shown as if T1ce were missing (synthetic T1ce, zero residual)."""
+    label_fraction: float = 1.0
+    threshold: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def select_labelled(case_ids: list[str], fraction: float, seed: int) -> list[str]:
+    """A reproducible subset of subjects, by subject, holding ``fraction`` of them (at least one)."""
+    count = max(1, int(round(fraction * len(case_ids))))
+    order = np.random.default_rng([seed, 17]).permutation(len(case_ids))
+    return sorted(case_ids[i] for i in order[:count])
+
+
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(torch.sigmoid(logits), target)
+
+
+class SegTask:
+    """Loss and validation of the segmenter for the shared training loop."""
+
+    stage = "seg"
+
+    def __init__(self, config: SegStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
+                 device: torch.device, ddpm_payload: dict | None, sampler: SamplerConfig):
+        if config.unet.in_channels != len(config.channels):
+            raise ValueError("the U-Net's input channels must match the channel list")
+        self.config = config
+        self.model = UNet2D(config.unet)
+        self.train = train
+        self.val = val
+        self.preprocess = preprocess
+        self.device = device
+        self.ddpm_payload = ddpm_payload
+        self.sampler = sampler
+
+    def inputs(self, arrays: dict, missing: np.ndarray | None = None) -> np.ndarray:
+        return assemble(arrays["images"], arrays["brain"], self.config.channels, arrays.get("synth"), missing)
+
+    def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
+        arrays = self.train.arrays(*self.train.random_index(rng, batch_size))
+        missing = rng.random(batch_size) < self.config.t1ce_dropout if "synth" in arrays else None
+        x = torch.from_numpy(self.inputs(arrays, missing)).to(self.device)
+        target = torch.from_numpy(np.ascontiguousarray(arrays["tumour"]))[:, None].to(self.device)
+        return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target)
+
+    def validate(self, model) -> dict[str, float]:
+        """Mean per-subject Dice (in slice space) on validation subjects; score = 1 - Dice."""
+        arrays = self.val.arrays(np.arange(len(self.val)))
+        probabilities = Segmenter(model, self.device).predict(self.inputs(arrays), arrays["brain"])
+        prediction = probabilities > self.config.threshold
+        truth = arrays["tumour"] > 0
+        scores = [dice(prediction[self.val.subject == s], truth[self.val.subject == s])
+                  for s in np.unique(self.val.subject) if truth[self.val.subject == s].any()]
+        mean = float(np.mean(scores)) if scores else 0.0
+        return {"score": 1.0 - mean, "dice": mean}
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
+
+    def weights_extra(self) -> dict:
+        return {"channels": list(self.config.channels), "preprocess": self.preprocess,
+                "threshold": self.config.threshold, "sampler": self.sampler.to_dict(), "ddpm": self.ddpm_payload,
+                "label_fraction": self.config.label_fraction, "t1ce_dropout": self.config.t1ce_dropout}
