@@ -141,6 +141,30 @@ def synthesize(
 
 
 @app.command()
+def residual(
+    patient: Optional[Path] = typer.Argument(None, help="Patient folder with FLAIR, T1, T1ce and T2."),
+    output: Path = typer.Option(..., "-o", "--output", help="Residual NIfTI to write (float32, z-score units)."),
+    weights: Optional[Path] = typer.Option(None, help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
+    sampler: str = typer.Option("onestep", help="onestep, ddim or ddpm."),
+    steps: int = typer.Option(1, min=1, help="Network calls per slice."),
+    smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
+    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    batch_size: int = typer.Option(32, min=1, help="Slices per network call."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
+) -> None:
+    """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
+    from recoseg_cli.commands.synthesize import run_residual
+
+    path = run_residual(_patient(patient, flair, t1, t1ce, t2, None), output, weights,
+                        _sampler(sampler, steps, 999, 0.0), seed, device, batch_size, smooth, overwrite)
+    if not quiet:
+        console.print(f"residual -> {path}")
+
+
+@app.command()
 def segment(
     input: Optional[Path] = typer.Argument(None, help="A patient folder, or a folder of patient folders."),
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (one patient) or folder (several)."),

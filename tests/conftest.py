@@ -45,3 +45,31 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         code = exit_.code if isinstance(exit_.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> dict[str, Path]:
+    """A tiny DDPM and a tiny segmenter trained for a few steps on three tiny patients."""
+    from recoseg_cli.data.build_cache import build_cache
+    from recoseg_cli.diffusion.samplers import SamplerConfig
+    from recoseg_cli.models.unet import UNetConfig
+    from recoseg_cli.preprocess import PreprocessConfig
+    from recoseg_cli.training.ddpm_task import DDPMStageConfig
+    from recoseg_cli.training.loop import TrainConfig
+    from recoseg_cli.training.run import train_ddpm, train_seg
+    from recoseg_cli.training.seg_task import SegStageConfig
+
+    root = tmp_path_factory.mktemp("weights")
+    for seed in range(3):
+        case = f"Synth_{seed:05d}"
+        write_patient(root / "cohort" / case, case, generate_patient(seed, TINY), TINY.affine)
+    preprocess = PreprocessConfig(size=32)
+    build_cache(root / "cohort", root / "cache", preprocess, val_fraction=0.34)
+    train = TrainConfig(max_steps=3, batch_size=2, val_every=3, warmup_steps=1)
+    ddpm = DDPMStageConfig(unet=UNetConfig(in_channels=4, out_channels=1, widths=(8, 16), attention=False))
+    train_ddpm(root / "cache", root / "ddpm", ddpm, train, preprocess, device="cpu")
+    seg = SegStageConfig(unet=UNetConfig(in_channels=5, out_channels=1, widths=(8, 16), time_embedding=False,
+                                         attention=False))
+    train_seg(root / "cache", root / "seg", seg, train, preprocess, root / "ddpm" / "best.pt", SamplerConfig(),
+              device="cpu")
+    return {"ddpm": root / "ddpm" / "best.pt", "seg": root / "seg" / "best.pt", "cache": root / "cache"}

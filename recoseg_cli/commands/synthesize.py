@@ -1,4 +1,4 @@
-"""``recoseg synthesize``: one patient's synthetic T1ce, with PSNR/SSIM when the real T1ce exists."""
+"""``recoseg synthesize`` and ``recoseg residual``: one patient's synthetic T1ce or residual map."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from scipy import ndimage
 
 from recoseg_cli.console import console
 from recoseg_cli.devices import resolve_device
@@ -15,10 +17,10 @@ from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import save_volume, write_atomically
 from recoseg_cli.io.outputs import check_output_file
 from recoseg_cli.metrics import region_synthesis_metrics
-from recoseg_cli.pipeline import prepare_patient, restack, synthesize_t1ce
+from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, synthesize_t1ce
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, brain_mask, normalize
 from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
-from recoseg_cli.weights import load_weights, resolve_weights_path
+from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 
 def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
@@ -29,10 +31,7 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     torch_device = resolve_device(device)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    path, checksum = resolve_weights_path(weights_option)
-    weights = synthesizer_weights(load_weights(path, ("ddpm", "seg"), checksum))
-    synthesizer = Synthesizer.from_weights(weights, torch_device)
-    config = PreprocessConfig(**weights.extra["preprocess"])
+    weights, synthesizer, config = load_synthesizer(weights_option, torch_device)
     timings["load_weights"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -61,3 +60,26 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     if report is not None:
         write_atomically(report, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     return result
+
+
+def load_synthesizer(weights_option: Path | None, device: torch.device) -> tuple[Weights, Synthesizer, PreprocessConfig]:
+    """The DDPM of a DDPM or segmenter weights file (bundled by default) and its slice settings."""
+    path, checksum = resolve_weights_path(weights_option)
+    weights = synthesizer_weights(load_weights(path, ("ddpm", "seg"), checksum))
+    return weights, Synthesizer.from_weights(weights, device), PreprocessConfig(**weights.extra["preprocess"])
+
+
+def run_residual(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
+                 device: str, batch_size: int, smooth_mm: float, overwrite: bool) -> Path:
+    """Write |T1ce - synthetic T1ce| (z-score units, 0 outside the brain), optionally Gaussian-smoothed."""
+    check_output_file(output, overwrite)
+    patient.require(("t1ce",))
+    _, synthesizer, config = load_synthesizer(weights_option, resolve_device(device))
+    prepared = prepare_patient(patient, config)
+    residual = residual_slices(prepared, synthesize_t1ce(prepared, synthesizer, sampler, seed, batch_size))
+    volume = restack(prepared, residual) * config.clip
+    mask = brain_mask(list(prepared.volumes.images.values()))
+    if smooth_mm > 0:
+        sigma = [smooth_mm / z for z in prepared.volumes.zooms]
+        volume = ndimage.gaussian_filter(volume, sigma)
+    return save_volume((volume * mask).astype(np.float32), prepared.volumes.geometry, output, np.float32)

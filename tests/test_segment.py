@@ -1,0 +1,183 @@
+"""`recoseg segment`, `synthesize` and `residual`: geometry, outputs, cohorts, weights and bad input."""
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import TINY, run_cli
+from recoseg_cli.data.synthetic import generate_patient, write_patient
+from recoseg_cli import weights as weights_module
+
+
+def write_oriented_patient(folder, volumes, axcodes, zooms=(1.0, 1.0, 1.0)):
+    """The tiny patient stored with the given axis codes and voxel sizes; returns its canonical affine too."""
+    folder.mkdir(parents=True)
+    ras_to_target = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")),
+                                                    nib.orientations.axcodes2ornt(axcodes))
+    canonical_affine = np.diag([*zooms, 1.0])
+    for name, data in volumes.items():
+        canonical = nib.Nifti1Image(data, canonical_affine)
+        image = canonical.as_reoriented(ras_to_target)
+        image.set_qform(image.affine, code=1)
+        image.set_sform(image.affine, code=1)
+        nib.save(image, str(folder / f"P_{name}.nii.gz"))
+    return folder
+
+
+def canonical_data(path):
+    return np.asanyarray(nib.as_closest_canonical(nib.load(str(path))).dataobj)
+
+
+@pytest.mark.parametrize("axcodes", [("R", "A", "S"), ("L", "A", "S"), ("L", "P", "S")])
+def test_mask_keeps_input_geometry_in_every_orientation(tmp_path, tiny_volumes, tiny_weights, capsys, axcodes):
+    reference = write_oriented_patient(tmp_path / "ras", tiny_volumes, ("R", "A", "S"))
+    patient = reference if axcodes == ("R", "A", "S") else write_oriented_patient(tmp_path / "p", tiny_volumes, axcodes)
+    out = tmp_path / "mask.nii.gz"
+    code, _, err = run_cli(["segment", patient, "-o", out, "--weights", tiny_weights["seg"], "--threshold", "0.3",
+                            "--save-probabilities", "-q"], capsys)
+    assert code == 0, err
+    source, written = nib.load(str(patient / "P_flair.nii.gz")), nib.load(str(out))
+    assert written.shape == source.shape and written.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(written.affine, source.affine)
+    assert nib.aff2axcodes(written.affine) == axcodes
+    assert int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 1
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1}
+    run_cli(["segment", reference, "-o", tmp_path / "ref.nii.gz", "--weights", tiny_weights["seg"],
+             "--save-probabilities", "-q"], capsys)
+    np.testing.assert_allclose(canonical_data(out.with_name("mask_prob.nii.gz")),
+                               canonical_data(tmp_path / "ref_prob.nii.gz"), atol=1e-6)
+
+
+def test_non_240_anisotropic_grid(tmp_path, tiny_volumes, tiny_weights, capsys):
+    volumes = {k: v[:45, 3:, :29] for k, v in tiny_volumes.items()}
+    patient = write_oriented_patient(tmp_path / "aniso", volumes, ("L", "P", "S"), zooms=(0.9, 1.1, 3.0))
+    out = tmp_path / "mask.nii.gz"
+    code, _, err = run_cli(["segment", patient, "-o", out, "--weights", tiny_weights["seg"], "--report",
+                            tmp_path / "r.json", "-q"], capsys)
+    assert code == 0, err
+    written, source = nib.load(str(out)), nib.load(str(patient / "P_t1.nii.gz"))
+    assert written.shape == (45, 45, 29)
+    np.testing.assert_allclose(written.header.get_zooms(), source.header.get_zooms())
+    report = json.loads((tmp_path / "r.json").read_text())
+    voxels = int(np.asanyarray(written.dataobj).sum())
+    assert report["tumour_volume_ml"] == pytest.approx(voxels * 0.9 * 1.1 * 3.0 / 1000, abs=1e-3)
+    assert {"load_preprocess", "synthesis", "segmentation", "write"} <= set(report["seconds"])
+    assert report["weights_sha256"] and report["versions"]["torch"] and report["device"] == "cpu"
+    assert "metrics_vs_ground_truth" in report
+
+
+def test_extras_overlay_and_missing_t1ce(tiny_patient, tmp_path, tiny_weights, capsys):
+    out = tmp_path / "m.nii.gz"
+    code, _, err = run_cli(["segment", tiny_patient, "-o", out, "--weights", tiny_weights["seg"], "--save-residual",
+                            "--save-synth", "--overlay", tmp_path / "o.png", "-q"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "m_residual.nii.gz").is_file() and (tmp_path / "m_synth.nii.gz").is_file()
+    assert (tmp_path / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    next(tiny_patient.glob("*_t1ce.nii.gz")).unlink()
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--weights", tiny_weights["seg"],
+                            "--report", tmp_path / "n.json", "-q"], capsys)
+    assert code == 0, err
+    assert "no T1ce" in err
+    assert json.loads((tmp_path / "n.json").read_text())["t1ce_present"] is False
+
+
+def test_empty_mask_warns(tiny_patient, tmp_path, tiny_weights, capsys):
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"],
+                            "--threshold", "1.0", "-q"], capsys)
+    assert code == 0 and "mask is empty" in err
+
+
+def test_bad_input_and_weights(tiny_patient, tmp_path, tiny_weights, capsys, monkeypatch):
+    seg_weights = tiny_weights["seg"]
+    cases = [
+        (["--weights", tiny_weights["ddpm"]], "holds ddpm weights"),
+        (["--weights", tmp_path / "none.pt"], "weights file not found"),
+        (["--weights", tmp_path], "is a folder"),
+    ]
+    (tmp_path / "junk.pt").write_bytes(b"not torch")
+    cases.append((["--weights", tmp_path / "junk.pt"], "not a readable weights file"))
+    for extra, message in cases:
+        code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", *extra, "-q"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+    (tmp_path / "folder_out").mkdir()
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "folder_out", "--weights", seg_weights], capsys)
+    assert code == 2 and "is a folder" in err
+    run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", seg_weights, "-q"], capsys)
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", seg_weights], capsys)
+    assert code == 2 and "already exists" in err
+    next(tiny_patient.glob("*_flair.nii.gz")).unlink()
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "x.nii.gz", "--weights", seg_weights], capsys)
+    assert code == 2 and "missing flair" in err and not (tmp_path / "x.nii.gz").exists()
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy(seg_weights, bundle / weights_module.BUNDLED_FILE)
+    (bundle / weights_module.CHECKSUMS).write_text(f"{'0' * 64}  {weights_module.BUNDLED_FILE}\n")
+    monkeypatch.setattr(weights_module, "BUNDLED_DIR", bundle)
+    monkeypatch.delenv(weights_module.ENV_VAR, raising=False)
+    restored = tmp_path / "restored"
+    write_patient(restored, "R", generate_patient(3, TINY), TINY.affine)
+    code, _, err = run_cli(["segment", restored, "-o", tmp_path / "y.nii.gz"], capsys)
+    assert code == 2 and "does not match the recorded" in err
+    monkeypatch.setenv(weights_module.ENV_VAR, str(seg_weights))
+    code, _, err = run_cli(["segment", restored, "-o", tmp_path / "y.nii.gz", "-q"], capsys)
+    assert code == 0, err
+
+
+def make_cohort(root, volumes, names):
+    for name in names:
+        write_patient(root / "site" / name, name, volumes, TINY.affine)
+    return root
+
+
+def test_cohort_shards_skip_existing_and_a_broken_patient(tmp_path, tiny_volumes, tiny_weights, capsys):
+    cohort = make_cohort(tmp_path / "cohort", tiny_volumes, ["A", "B", "C"])
+    out = tmp_path / "masks"
+    base = ["segment", cohort, "-o", out, "--weights", tiny_weights["seg"], "-q"]
+    assert run_cli(base + ["--shard", "0/2"], capsys)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["A.nii.gz", "C.nii.gz"]
+    code, _, err = run_cli(base + ["--shard", "1/2"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["A.nii.gz", "B.nii.gz", "C.nii.gz"]
+    code, _, err = run_cli(base, capsys)
+    assert code == 2 and "--skip-existing" in err
+    stamp = (out / "A.nii.gz").stat().st_mtime_ns
+    assert run_cli(base + ["--skip-existing"], capsys)[0] == 0
+    assert (out / "A.nii.gz").stat().st_mtime_ns == stamp
+
+    next((cohort / "site" / "B").glob("*_t2.nii.gz")).write_text("broken")
+    code, _, err = run_cli(base + ["--overwrite", "--report", tmp_path / "r.json"], capsys)
+    assert code == 2 and "B_t2.nii.gz" in err and "failed: B" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["failed"] == ["B"] and len(report["cases"]) == 3
+    assert (out / "A.nii.gz").stat().st_mtime_ns != stamp
+    code, _, err = run_cli(["segment", cohort, "-o", tmp_path / "r.json", "--weights", tiny_weights["seg"]], capsys)
+    assert code == 2 and "is a file" in err
+    code, _, err = run_cli(base + ["--shard", "2/2"], capsys)
+    assert code == 2 and "--shard" in err
+
+
+def test_synthesize_and_residual_outputs(tiny_patient, tmp_path, tiny_weights, capsys):
+    code, _, err = run_cli(["synthesize", tiny_patient, "-o", tmp_path / "s.nii.gz", "--weights", tiny_weights["ddpm"],
+                            "--sampler", "ddim", "--steps", "3", "--report", tmp_path / "s.json"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert {"healthy_ssim", "healthy_psnr", "tumour_ssim", "tumour_psnr"} <= set(report["metrics"])
+    written = nib.load(str(tmp_path / "s.nii.gz"))
+    assert written.get_data_dtype() == np.float32 and written.shape == TINY.shape
+    np.testing.assert_allclose(written.affine, TINY.affine)
+    code, _, err = run_cli(["residual", tiny_patient, "-o", tmp_path / "r.nii.gz", "--weights", tiny_weights["seg"],
+                            "--smooth", "1.5"], capsys)
+    assert code == 0, err
+    residual = np.asanyarray(nib.load(str(tmp_path / "r.nii.gz")).dataobj)
+    assert residual.min() >= 0 and residual.max() > 0
+    next(tiny_patient.glob("*_t1ce.nii.gz")).unlink()
+    code, _, err = run_cli(["synthesize", tiny_patient, "-o", tmp_path / "s2.nii.gz", "--weights", tiny_weights["ddpm"],
+                            "--report", tmp_path / "s2.json"], capsys)
+    assert code == 0 and "metrics" not in json.loads((tmp_path / "s2.json").read_text())
+    code, _, err = run_cli(["residual", tiny_patient, "-o", tmp_path / "r2.nii.gz", "--weights", tiny_weights["seg"]],
+                           capsys)
+    assert code == 2 and "missing t1ce" in err
