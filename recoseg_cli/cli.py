@@ -244,7 +244,8 @@ def _parse_widths(text: str) -> tuple[int, ...]:
 def train(
     data: Path = typer.Option(..., "--data", help="Cohort folder, or a cache written by `recoseg preprocess`."),
     output: Path = typer.Option(..., "-o", "--output", help="Run folder for checkpoints, weights and history."),
-    stage: str = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2) or all (both, in RUN/ddpm and RUN/seg)."),
+    stage: str = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2), all (both, in RUN/ddpm and RUN/seg), "
+                                           "or regressor (deterministic L1 baseline of stage 1)."),
     max_steps: int = typer.Option(2000, help="Optimizer steps per stage (ignored when --epochs is given)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training slices; overrides --max-steps."),
     max_minutes: float = typer.Option(0.0, help="Stop a stage after this many minutes (0: no limit)."),
@@ -258,7 +259,7 @@ def train(
     workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
     val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
-    widths: str = typer.Option("32,64,96,128", help="DDPM U-Net channel widths per level."),
+    widths: str = typer.Option("32,64,96,128", help="DDPM (or regressor) U-Net channel widths per level."),
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
     schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
@@ -281,11 +282,12 @@ def train(
     from recoseg_cli.preprocess import PreprocessConfig
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
     from recoseg_cli.training.loop import TrainConfig
-    from recoseg_cli.training.run import Callbacks, train_ddpm, train_seg
+    from recoseg_cli.training.regressor_task import RegressorStageConfig
+    from recoseg_cli.training.run import Callbacks, train_ddpm, train_regressor, train_seg
     from recoseg_cli.training.seg_task import SegStageConfig
 
-    if stage not in ("ddpm", "seg", "all"):
-        raise InputError(f"--stage must be ddpm, seg or all, not {stage!r}")
+    if stage not in ("ddpm", "seg", "all", "regressor"):
+        raise InputError(f"--stage must be ddpm, seg, all or regressor, not {stage!r}")
     if prediction not in ("v", "epsilon") or schedule not in ("linear", "cosine"):
         raise InputError("--prediction must be v or epsilon and --schedule linear or cosine")
     train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
@@ -317,6 +319,10 @@ def train(
         common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
                       callbacks=callbacks)
         results = []
+        if stage == "regressor":
+            regressor = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
+                                                        time_embedding=False))
+            results.append((output, train_regressor(data, output, regressor, train_config, preprocess_config, **common)))
         if stage in ("ddpm", "all"):
             ddpm_dir = output / "ddpm" if stage == "all" else output
             results.append((ddpm_dir, train_ddpm(data, ddpm_dir, ddpm_stage, train_config, preprocess_config, **common)))

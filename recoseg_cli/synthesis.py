@@ -61,6 +61,42 @@ class Synthesizer:
         return out
 
 
+class Regressor:
+    """A deterministic U-Net that maps FLAIR, T1, T2 to T1ce directly (the L1 baseline of stage 1)."""
+
+    def __init__(self, model: UNet2D, device: torch.device, bf16: bool = True):
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        self.device = device
+        self.bf16 = bf16
+
+    @torch.no_grad()
+    def synthesize(self, conditions: np.ndarray, brain: np.ndarray, sampler: SamplerConfig | None = None,
+                   seed: int = 0, batch_size: int = 32, start: np.ndarray | None = None, on_batch=None) -> np.ndarray:
+        """Same interface as ``Synthesizer.synthesize``; sampler, seed and start are ignored."""
+        out = np.empty((len(conditions),) + conditions.shape[2:], dtype=np.float32)
+        for lo in range(0, len(conditions), batch_size):
+            hi = min(lo + batch_size, len(conditions))
+            cond = torch.from_numpy(np.ascontiguousarray(conditions[lo:hi], dtype=np.float32)).to(self.device)
+            with autocast(self.device, self.bf16):
+                prediction = self.model(cond.contiguous(memory_format=torch.channels_last))
+            out[lo:hi] = prediction.float()[:, 0].clamp(-1, 1).cpu().numpy()
+        out[~brain.astype(bool)] = BACKGROUND
+        return out
+
+
+StageOne = Synthesizer | Regressor
+"""Anything with ``synthesize(conditions, brain, sampler, seed, batch_size, start)``."""
+
+
 def synthesizer_weights(weights: Weights) -> Weights:
-    """The DDPM weights in a DDPM file, or those embedded in a segmenter file."""
-    return weights if weights.stage == "ddpm" else nested_weights(weights, "ddpm")
+    """The stage-1 weights in a DDPM or regressor file, or those embedded in a segmenter file."""
+    return weights if weights.stage in ("ddpm", "regressor") else nested_weights(weights, "ddpm")
+
+
+def build_synthesizer(weights: Weights, device: torch.device, bf16: bool = True) -> StageOne:
+    """The stage-1 model of ``weights``: the DDPM, or the deterministic regressor."""
+    if weights.stage == "regressor":
+        model = UNet2D(UNetConfig.from_dict(weights.model_config))
+        model.load_state_dict(weights.state_dict)
+        return Regressor(model, device, bf16)
+    return Synthesizer.from_weights(weights, device, bf16)

@@ -23,12 +23,12 @@ from recoseg_cli.inputs import assemble, needs_synthesis
 from recoseg_cli.io.discovery import Patient, discover_patient, find_patient_folders
 from recoseg_cli.io.nifti import save_volume, write_atomically
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
-from recoseg_cli.metrics import volume_metrics
+from recoseg_cli.metrics import slice_dice, volume_metrics
 from recoseg_cli.overlay import write_overlay
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, synthesize_t1ce
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, brain_mask
 from recoseg_cli.segmentation import Segmenter
-from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
+from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 EXTRA_OUTPUTS = {"probabilities": "_prob", "residual": "_residual", "synth": "_synth"}
@@ -81,7 +81,7 @@ class Predictor:
         self.segmenter = Segmenter.from_weights(self.weights, self.device, options.bf16)
         self.synthesizer = None
         if needs_synthesis(self.channels):
-            self.synthesizer = Synthesizer.from_weights(synthesizer_weights(self.weights), self.device, options.bf16)
+            self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, options.bf16)
         self.options = options
 
     def run(self, patient: Patient, output: Path, on_stage=None) -> dict:
@@ -168,7 +168,12 @@ class Predictor:
         }
         if prepared.volumes.seg is not None:
             truth = prepared.volumes.seg > 0
-            report["metrics_vs_ground_truth"] = volume_metrics(mask, truth, prepared.volumes.zooms)
+            metrics = volume_metrics(mask, truth, prepared.volumes.zooms)
+            slice_dices, slice_ious = slice_dice(mask, truth)
+            metrics.update({"slice_dice_mean": float(np.mean(slice_dices)) if slice_dices else float("nan"),
+                            "slice_iou_mean": float(np.mean(slice_ious)) if slice_ious else float("nan"),
+                            "tumour_slices": len(slice_dices)})
+            report["metrics_vs_ground_truth"] = metrics
         return report
 
 
@@ -268,4 +273,16 @@ def _run_case(predictor: Predictor, folder: Path, output: Path) -> CaseResult:
 
 
 def write_json(path: Path, data: dict) -> None:
-    write_atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
+    """JSON with NaN written as null, so strict parsers read it."""
+    text = json.dumps(_nan_to_none(data), indent=2, allow_nan=False)
+    write_atomically(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return value

@@ -19,7 +19,7 @@ from recoseg_cli.io.outputs import check_output_file
 from recoseg_cli.metrics import region_synthesis_metrics
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, synthesize_t1ce
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, brain_mask, normalize
-from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
+from recoseg_cli.synthesis import StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 
@@ -62,11 +62,11 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     return result
 
 
-def load_synthesizer(weights_option: Path | None, device: torch.device) -> tuple[Weights, Synthesizer, PreprocessConfig]:
+def load_synthesizer(weights_option: Path | None, device: torch.device) -> tuple[Weights, StageOne, PreprocessConfig]:
     """The DDPM of a DDPM or segmenter weights file (bundled by default) and its slice settings."""
     path, checksum = resolve_weights_path(weights_option)
-    weights = synthesizer_weights(load_weights(path, ("ddpm", "seg"), checksum))
-    return weights, Synthesizer.from_weights(weights, device), PreprocessConfig(**weights.extra["preprocess"])
+    weights = synthesizer_weights(load_weights(path, ("ddpm", "regressor", "seg"), checksum))
+    return weights, build_synthesizer(weights, device), PreprocessConfig(**weights.extra["preprocess"])
 
 
 def run_residual(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,

@@ -13,7 +13,7 @@ from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.nifti import write_atomically
-from recoseg_cli.synthesis import Synthesizer
+from recoseg_cli.synthesis import StageOne
 
 
 def synthesis_key(weights_sha256: str, sampler: SamplerConfig, seed: int) -> str:
@@ -21,7 +21,7 @@ def synthesis_key(weights_sha256: str, sampler: SamplerConfig, seed: int) -> str
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def cached_synthesis(cache: Path, subjects: list[CachedSubject], synthesizer: Synthesizer, weights_sha256: str,
+def cached_synthesis(cache: Path, subjects: list[CachedSubject], synthesizer: StageOne, weights_sha256: str,
                      sampler: SamplerConfig, seed: int = 0, batch_size: int = 32,
                      on_subject: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
     """Synthetic T1ce slices per subject, read from ``cache/synthesis/<key>`` or computed and stored there."""

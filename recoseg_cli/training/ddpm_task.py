@@ -14,7 +14,7 @@ from recoseg_cli.diffusion.losses import DiffusionLossConfig, diffusion_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 from recoseg_cli.models.unet import UNet2D, UNetConfig
-from recoseg_cli.synthesis import Synthesizer
+from recoseg_cli.synthesis import StageOne, Synthesizer
 
 VALIDATION_SLICES = 48
 
@@ -41,6 +41,26 @@ def split_conditions(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return images[:, CONDITION_INDEX], images[:, TARGET_INDEX:TARGET_INDEX + 1]
 
 
+def validation_subset(val: SliceSet) -> SliceSet:
+    """A fixed random subset of validation slices."""
+    picks = np.random.default_rng(0).permutation(len(val))[:VALIDATION_SLICES]
+    return val.subset(np.sort(picks))
+
+
+def synthesis_scores(synthesizer: StageOne, val: SliceSet, sampler: SamplerConfig) -> dict[str, float]:
+    """Mean absolute error of synthetic T1ce in healthy brain (the score) and in tumour."""
+    images = val.images.astype(np.float32)
+    synthetic = synthesizer.synthesize(images[:, CONDITION_INDEX], val.brain, sampler, seed=0,
+                                       start=images[:, TARGET_INDEX])
+    error = np.abs(synthetic - images[:, TARGET_INDEX])
+    tumour = val.seg > 0
+    healthy = val.brain & ~ndimage.binary_dilation(tumour, np.ones((1, 3, 3), bool), iterations=2)
+    scores = {"score": float(error[healthy].mean()), "healthy_mae": float(error[healthy].mean())}
+    if tumour.any():
+        scores["tumour_mae"] = float(error[tumour].mean())
+    return scores
+
+
 class DDPMTask:
     """Loss and validation of the conditional DDPM for the shared training loop."""
 
@@ -54,8 +74,7 @@ class DDPMTask:
         self.train = train
         self.preprocess = preprocess
         self.device = device
-        picks = np.random.default_rng(0).permutation(len(val))[:VALIDATION_SLICES]
-        self.val = val.subset(np.sort(picks))
+        self.val = validation_subset(val)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         batch = self.train.arrays(*self.train.random_index(rng, batch_size))
@@ -67,18 +86,8 @@ class DDPMTask:
         return diffusion_loss(model, self.schedule, self.config.loss, target, conditions, weight, noise)
 
     def validate(self, model) -> dict[str, float]:
-        """Mean absolute error of the default sampler's T1ce in healthy brain and in tumour."""
         synthesizer = Synthesizer(model, self.schedule, self.config.loss.prediction, self.device)
-        images = self.val.images.astype(np.float32)
-        synthetic = synthesizer.synthesize(images[:, CONDITION_INDEX], self.val.brain, self.config.sampler,
-                                           seed=0, start=images[:, TARGET_INDEX])
-        error = np.abs(synthetic - images[:, TARGET_INDEX])
-        tumour = self.val.seg > 0
-        healthy = self.val.brain & ~ndimage.binary_dilation(tumour, np.ones((1, 3, 3), bool), iterations=2)
-        scores = {"score": float(error[healthy].mean()), "healthy_mae": float(error[healthy].mean())}
-        if tumour.any():
-            scores["tumour_mae"] = float(error[tumour].mean())
-        return scores
+        return synthesis_scores(synthesizer, self.val, self.config.sampler)
 
     def config_dict(self) -> dict:
         return self.config.to_dict()

@@ -15,10 +15,11 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.inputs import needs_synthesis
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
+from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
 from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
 from recoseg_cli.training.loop import TrainConfig, TrainResult, fit
+from recoseg_cli.training.regressor_task import RegressorStageConfig, RegressorTask
 from recoseg_cli.training.seg_task import SegStageConfig, SegTask, select_labelled
 from recoseg_cli.weights import load_weights
 
@@ -40,19 +41,36 @@ def _with_epochs(train: TrainConfig, epochs: float | None, slices: int) -> Train
     return train if epochs is None else replace(train, max_steps=steps_for_epochs(epochs, slices, train.batch_size))
 
 
-def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
-               device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
-               val_fraction: float = 0.2, callbacks: Callbacks = Callbacks()) -> TrainResult:
-    """Train the conditional DDPM on every subject of ``data`` (labels optional)."""
+def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir: Path, train: TrainConfig,
+                            preprocess: PreprocessConfig, device: str, resume: bool, epochs: float | None,
+                            workers: int, val_fraction: float, callbacks: Callbacks) -> TrainResult:
+    """Train a stage-1 model (labels not needed) on every subject of ``data``."""
     torch_device = resolve_device(device)
     _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
     train_set, val_set = split_slice_sets(subjects)
     train = _with_epochs(train, epochs, len(train_set))
     torch.manual_seed(train.seed)
-    task = DDPMTask(stage, train_set, val_set, manifest["config"], torch_device)
+    task = make_task(train_set, val_set, manifest["config"], torch_device)
     if callbacks.on_start:
-        callbacks.on_start("ddpm", train.max_steps)
+        callbacks.on_start(name, train.max_steps)
     return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+
+
+def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
+               device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
+               val_fraction: float = 0.2, callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Train the conditional DDPM on every subject of ``data`` (labels optional)."""
+    return _train_on_every_subject("ddpm", lambda *args: DDPMTask(stage, *args), data, run_dir, train, preprocess,
+                                   device, resume, epochs, workers, val_fraction, callbacks)
+
+
+def train_regressor(data: Path, run_dir: Path, stage: RegressorStageConfig, train: TrainConfig,
+                    preprocess: PreprocessConfig, device: str = "auto", resume: bool = False,
+                    epochs: float | None = None, workers: int = 1, val_fraction: float = 0.2,
+                    callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Train the deterministic T1ce regressor (the stage-1 baseline) on every subject of ``data``."""
+    return _train_on_every_subject("regressor", lambda *args: RegressorTask(stage, *args), data, run_dir, train,
+                                   preprocess, device, resume, epochs, workers, val_fraction, callbacks)
 
 
 def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
@@ -73,11 +91,11 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
     if needs_synthesis(stage.channels):
         if ddpm_weights is None:
             raise InputError("--ddpm-weights is needed: the segmenter's inputs use the synthetic T1ce")
-        weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "seg")))
+        weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "regressor", "seg")))
         if weights.extra["preprocess"] != manifest["config"]:
             raise InputError(f"{ddpm_weights}: DDPM was trained on slices {weights.extra['preprocess']}, "
                              f"the data has {manifest['config']}")
-        synthesizer = Synthesizer.from_weights(weights, torch_device)
+        synthesizer = build_synthesizer(weights, torch_device)
         if callbacks.on_start:
             callbacks.on_start("synthesis", len(train_subjects) + len(val_subjects))
         done = iter(range(1, len(train_subjects) + len(val_subjects) + 1))

@@ -1,0 +1,55 @@
+"""Baseline for stage 1: the same U-Net trained as a deterministic FLAIR, T1, T2 -> T1ce regressor (L1)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from recoseg_cli.constants import CONDITION_MODALITIES
+from recoseg_cli.data.slices import SliceSet
+from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.synthesis import Regressor
+from recoseg_cli.training.ddpm_task import split_conditions, synthesis_scores, validation_subset
+
+
+@dataclass(frozen=True)
+class RegressorStageConfig:
+    """Network of the regressor: the DDPM's U-Net without the noisy-target channel and time embedding."""
+
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(in_channels=3, out_channels=1, time_embedding=False))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class RegressorTask:
+    """L1 loss inside the brain and the same validation as the DDPM."""
+
+    stage = "regressor"
+
+    def __init__(self, config: RegressorStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
+                 device: torch.device):
+        self.config = config
+        self.model = UNet2D(config.unet)
+        self.train = train
+        self.val = validation_subset(val)
+        self.preprocess = preprocess
+        self.device = device
+
+    def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
+        batch = self.train.arrays(*self.train.random_index(rng, batch_size))
+        conditions, target = split_conditions(torch.from_numpy(np.ascontiguousarray(batch["images"])).to(self.device))
+        brain = torch.from_numpy(np.ascontiguousarray(batch["brain"]))[:, None].to(self.device).float()
+        error = (model(conditions.contiguous(memory_format=torch.channels_last)).float() - target).abs()
+        return (error * brain).sum() / brain.sum().clamp_min(1.0)
+
+    def validate(self, model) -> dict[str, float]:
+        return synthesis_scores(Regressor(model, self.device), self.val, None)
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
+
+    def weights_extra(self) -> dict:
+        return {"preprocess": self.preprocess, "conditions": list(CONDITION_MODALITIES)}
