@@ -252,7 +252,8 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
         task = progress.add_task("patients", total=len(planned), info="")
         for folder, output in planned:
             progress.update(task, info=folder.name)
-            results.append(_run_case(predictor, folder, output))
+            results.append(_run_case(predictor, folder, output,
+                                     lambda stage, name=folder.name: progress.update(task, info=f"{name}: {stage}")))
             progress.update(task, advance=1)
     if options.report is not None:
         write_json(options.report, {"cases": [r.report or {"case_id": r.case_id, "error": r.error} for r in results],
@@ -260,10 +261,10 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
     return results
 
 
-def _run_case(predictor: Predictor, folder: Path, output: Path) -> CaseResult:
+def _run_case(predictor: Predictor, folder: Path, output: Path, on_stage) -> CaseResult:
     try:
         patient = discover_patient(folder)
-        return CaseResult(patient.case_id, output, predictor.run(patient, output))
+        return CaseResult(patient.case_id, output, predictor.run(patient, output, on_stage))
     except RecosegError as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
         return CaseResult(folder.name, output, error=str(error))
