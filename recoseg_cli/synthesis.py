@@ -8,7 +8,8 @@ import torch
 from recoseg_cli.devices import autocast
 from recoseg_cli.diffusion.samplers import Denoiser, SamplerConfig, sample
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.inference import predict_slices, prepare_model, unet_from_weights
+from recoseg_cli.models.unet import UNet2D
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.weights import Weights, nested_weights
 
@@ -18,7 +19,7 @@ class Synthesizer:
 
     def __init__(self, model: UNet2D, schedule: NoiseSchedule, prediction: str, device: torch.device,
                  bf16: bool = True):
-        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        self.model = prepare_model(model, device)
         self.schedule = schedule
         self.prediction = prediction
         self.device = device
@@ -26,10 +27,8 @@ class Synthesizer:
 
     @classmethod
     def from_weights(cls, weights: Weights, device: torch.device, bf16: bool = True) -> Synthesizer:
-        model = UNet2D(UNetConfig.from_dict(weights.model_config))
-        model.load_state_dict(weights.state_dict)
         schedule = NoiseSchedule(**weights.extra["schedule"])
-        return cls(model, schedule, weights.extra["prediction"], device, bf16)
+        return cls(unet_from_weights(weights), schedule, weights.extra["prediction"], device, bf16)
 
     def denoiser(self, conditions: torch.Tensor) -> Denoiser:
         """Epsilon predictor for fixed conditions (converts v predictions)."""
@@ -65,21 +64,14 @@ class Regressor:
     """A deterministic U-Net that maps FLAIR, T1, T2 to T1ce directly (the L1 baseline of stage 1)."""
 
     def __init__(self, model: UNet2D, device: torch.device, bf16: bool = True):
-        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        self.model = prepare_model(model, device)
         self.device = device
         self.bf16 = bf16
 
-    @torch.no_grad()
     def synthesize(self, conditions: np.ndarray, brain: np.ndarray, sampler: SamplerConfig | None = None,
                    seed: int = 0, batch_size: int = 32, start: np.ndarray | None = None, on_batch=None) -> np.ndarray:
         """Same interface as ``Synthesizer.synthesize``; sampler, seed and start are ignored."""
-        out = np.empty((len(conditions),) + conditions.shape[2:], dtype=np.float32)
-        for lo in range(0, len(conditions), batch_size):
-            hi = min(lo + batch_size, len(conditions))
-            cond = torch.from_numpy(np.ascontiguousarray(conditions[lo:hi], dtype=np.float32)).to(self.device)
-            with autocast(self.device, self.bf16):
-                prediction = self.model(cond.contiguous(memory_format=torch.channels_last))
-            out[lo:hi] = prediction.float()[:, 0].clamp(-1, 1).cpu().numpy()
+        out = np.clip(predict_slices(self.model, conditions, self.device, self.bf16, batch_size, on_batch), -1, 1)
         out[~brain.astype(bool)] = BACKGROUND
         return out
 
@@ -96,7 +88,5 @@ def synthesizer_weights(weights: Weights) -> Weights:
 def build_synthesizer(weights: Weights, device: torch.device, bf16: bool = True) -> StageOne:
     """The stage-1 model of ``weights``: the DDPM, or the deterministic regressor."""
     if weights.stage == "regressor":
-        model = UNet2D(UNetConfig.from_dict(weights.model_config))
-        model.load_state_dict(weights.state_dict)
-        return Regressor(model, device, bf16)
+        return Regressor(unet_from_weights(weights), device, bf16)
     return Synthesizer.from_weights(weights, device, bf16)
