@@ -65,3 +65,15 @@ def residual_slices(prepared: PreparedPatient, synthetic: np.ndarray) -> np.ndar
 def restack(prepared: PreparedPatient, slices: np.ndarray, fill: float = 0.0) -> np.ndarray:
     """Slice outputs back into the patient's canonical voxel grid (linear interpolation)."""
     return prepared.sliced.transform.inverse(slices.astype(np.float32), "linear", fill)
+
+
+def restack_in_brain(prepared: PreparedPatient, slices: np.ndarray) -> np.ndarray:
+    """Image-like slices back into the voxel grid, interpolating from brain pixels only; 0 outside the brain.
+
+    Plain linear interpolation would mix the background into the brain's edge voxels.
+    """
+    weight = prepared.sliced.brain.astype(np.float32)
+    total = restack(prepared, slices * weight)
+    norm = restack(prepared, weight)
+    inside = prepared.sliced.volume_brain & (norm > 1e-3)
+    return np.where(inside, total / np.maximum(norm, 1e-3), 0.0).astype(np.float32)

@@ -135,6 +135,8 @@ class SlicedPatient:
     images: np.ndarray
     brain: np.ndarray
     seg: np.ndarray | None
+    volume_brain: np.ndarray
+    """Brain mask in the canonical voxel grid."""
 
 
 def slice_patient(images: dict[str, np.ndarray], modalities: tuple[str, ...], config: PreprocessConfig,
@@ -146,4 +148,4 @@ def slice_patient(images: dict[str, np.ndarray], modalities: tuple[str, ...], co
     stack = np.stack([transform.forward(normalize(v, mask, config.clip), "linear", BACKGROUND) for v in volumes], 1)
     brain = transform.forward(mask.astype(np.float32), "linear") > 0.5
     seg_slices = transform.forward(seg.astype(np.uint8), "label") if seg is not None else None
-    return SlicedPatient(transform, stack, brain, seg_slices)
+    return SlicedPatient(transform, stack, brain, seg_slices, mask)

@@ -25,8 +25,8 @@ from recoseg_cli.io.nifti import save_volume, write_atomically
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
 from recoseg_cli.metrics import slice_dice, volume_metrics
 from recoseg_cli.overlay import write_overlay
-from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, synthesize_t1ce
-from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, brain_mask
+from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, restack_in_brain, synthesize_t1ce
+from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
@@ -123,13 +123,13 @@ class Predictor:
         if not mask.any():
             warnings.append("the mask is empty: no tumour found above the threshold")
         save_volume(mask.astype(np.uint8), volumes.geometry, output, np.uint8)
-        residual_volume = restack(prepared, residual_slices(prepared, synth)) if synth is not None else None
+        residual_volume = restack_in_brain(prepared, residual_slices(prepared, synth)) if synth is not None else None
         self._save_extras(output, prepared, probability_volume, residual_volume, synth)
         lap("write")
         if self.options.overlay is not None:
             overlay_path = self._overlay_path(output, patient.case_id)
             image = volumes.images.get("t1ce", volumes.images["flair"])
-            write_overlay(overlay_path, image, residual_volume, mask, volumes.seg, brain_mask(list(volumes.images.values())),
+            write_overlay(overlay_path, image, residual_volume, mask, volumes.seg, prepared.sliced.volume_brain,
                           patient.case_id)
             lap("overlay")
         for message in warnings:
@@ -144,9 +144,7 @@ class Predictor:
         if "residual" in self.options.save and residual is not None:
             save_volume(residual * clip, geometry, extra_path(output, "residual"), np.float32)
         if "synth" in self.options.save and synth is not None:
-            mask = brain_mask(list(prepared.volumes.images.values()))
-            volume = restack(prepared, synth, BACKGROUND) * clip * mask
-            save_volume(volume, geometry, extra_path(output, "synth"), np.float32)
+            save_volume(restack_in_brain(prepared, synth) * clip, geometry, extra_path(output, "synth"), np.float32)
 
     def _overlay_path(self, output: Path, case_id: str) -> Path:
         overlay = Path(self.options.overlay)

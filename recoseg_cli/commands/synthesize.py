@@ -17,8 +17,8 @@ from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import save_volume, write_atomically
 from recoseg_cli.io.outputs import check_output_file
 from recoseg_cli.metrics import region_synthesis_metrics
-from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, synthesize_t1ce
-from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, brain_mask, normalize
+from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
+from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, normalize
 from recoseg_cli.synthesis import StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
@@ -43,9 +43,9 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
 
     clock = time.perf_counter()
     volumes = prepared.volumes
-    mask = brain_mask(list(volumes.images.values()))
-    synthetic_volume = np.where(mask, restack(prepared, synthetic, BACKGROUND), BACKGROUND).astype(np.float32)
-    save_volume(synthetic_volume * config.clip * mask, volumes.geometry, output, np.float32)
+    mask = prepared.sliced.volume_brain
+    synthetic_volume = restack_in_brain(prepared, synthetic)
+    save_volume(synthetic_volume * config.clip, volumes.geometry, output, np.float32)
     timings["write"] = time.perf_counter() - clock
 
     result = {"case_id": patient.case_id, "output": str(output), "sampler": sampler.to_dict(), "seed": seed,
@@ -54,7 +54,8 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     if prepared.has_t1ce:
         real = normalize(volumes.images["t1ce"], mask, config.clip)
         tumour = volumes.seg > 0 if volumes.seg is not None else None
-        result["metrics"] = region_synthesis_metrics(real, synthetic_volume, mask, tumour, volumes.zooms)
+        result["metrics"] = region_synthesis_metrics(real, np.where(mask, synthetic_volume, BACKGROUND), mask, tumour,
+                                                     volumes.zooms)
         if not quiet:
             console.print("  ".join(f"{k} {v:.3f}" for k, v in result["metrics"].items()))
     if report is not None:
@@ -77,9 +78,8 @@ def run_residual(patient: Patient, output: Path, weights_option: Path | None, sa
     _, synthesizer, config = load_synthesizer(weights_option, resolve_device(device))
     prepared = prepare_patient(patient, config)
     residual = residual_slices(prepared, synthesize_t1ce(prepared, synthesizer, sampler, seed, batch_size))
-    volume = restack(prepared, residual) * config.clip
-    mask = brain_mask(list(prepared.volumes.images.values()))
+    volume = restack_in_brain(prepared, residual) * config.clip
     if smooth_mm > 0:
         sigma = [smooth_mm / z for z in prepared.volumes.zooms]
-        volume = ndimage.gaussian_filter(volume, sigma)
-    return save_volume((volume * mask).astype(np.float32), prepared.volumes.geometry, output, np.float32)
+        volume = ndimage.gaussian_filter(volume, sigma) * prepared.sliced.volume_brain
+    return save_volume(volume.astype(np.float32), prepared.volumes.geometry, output, np.float32)
