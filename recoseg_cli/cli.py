@@ -283,7 +283,7 @@ def train(
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
     from recoseg_cli.training.loop import TrainConfig
     from recoseg_cli.training.regressor_task import RegressorStageConfig
-    from recoseg_cli.training.run import Callbacks, train_ddpm, train_regressor, train_seg
+    from recoseg_cli.training.run import Callbacks, train_stages
     from recoseg_cli.training.seg_task import SegStageConfig
 
     if stage not in ("ddpm", "seg", "all", "regressor"):
@@ -301,6 +301,8 @@ def train(
         unet=UNetConfig(in_channels=len(channel_list), out_channels=1, widths=_parse_widths(seg_widths),
                         time_embedding=False, attention=False),
         channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction)
+    regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
+                                                      time_embedding=False))
     _check_channels(channel_list)
     sampler_config = _sampler(sampler, steps, 999, 0.0)
     with progress_bar(quiet) as progress:
@@ -318,19 +320,8 @@ def train(
         callbacks = Callbacks(start, step, lambda entry: quiet or progress.console.print(_validation_line(entry)))
         common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
                       callbacks=callbacks)
-        results = []
-        if stage == "regressor":
-            regressor = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
-                                                        time_embedding=False))
-            results.append((output, train_regressor(data, output, regressor, train_config, preprocess_config, **common)))
-        if stage in ("ddpm", "all"):
-            ddpm_dir = output / "ddpm" if stage == "all" else output
-            results.append((ddpm_dir, train_ddpm(data, ddpm_dir, ddpm_stage, train_config, preprocess_config, **common)))
-            ddpm_weights = ddpm_dir / "best.pt" if stage == "all" else ddpm_weights
-        if stage in ("seg", "all"):
-            seg_dir = output / "seg" if stage == "all" else output
-            results.append((seg_dir, train_seg(data, seg_dir, seg_stage, train_config, preprocess_config, ddpm_weights,
-                                               sampler_config, **common)))
+        results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
+                               regressor_stage, ddpm_weights, sampler_config, **common)
     if not quiet:
         for folder, result in results:
             console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "

@@ -94,3 +94,27 @@ def test_device_option_is_checked():
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(Exception, match="--device"):
         resolve_device("tpu")
+
+
+@pytest.mark.slow
+def test_train_all_then_segment_with_its_weights(tiny_cache, tmp_path, tiny_patient, capsys):
+    code, _, err = run_cli(["train", "--stage", "all", "--data", tiny_cache, "-o", tmp_path / "run", "--max-steps", "2",
+                            "--batch-size", "2", "--widths", "8,16", "--seg-widths", "8,16", "--label-fraction",
+                            "0.5", "-q"], capsys)
+    assert code == 0, err
+    weights = load_weights(tmp_path / "run" / "seg" / "best.pt", ("seg",))
+    assert weights.extra["ddpm"]["stage"] == "ddpm" and weights.extra["label_fraction"] == 0.5
+    assert len(list((tiny_cache / "synthesis").iterdir())) >= 1
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights",
+                            tmp_path / "run" / "seg" / "best.pt", "-q"], capsys)
+    assert code == 0, err
+
+
+def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, capsys):
+    code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "-q"], capsys)
+    assert code == 2 and "--ddpm-weights" in err
+    code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "--channels",
+                            "flair,t1,t1ce,t2", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"],
+                           capsys)
+    assert code == 0, err
+    assert load_weights(tmp_path / "run" / "best.pt", ("seg",)).extra["ddpm"] is None

@@ -109,3 +109,21 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
     if callbacks.on_start:
         callbacks.on_start("seg", train.max_steps)
     return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+
+
+def train_stages(stage: str, data: Path, output: Path, train: TrainConfig, preprocess: PreprocessConfig,
+                 ddpm: DDPMStageConfig, seg: SegStageConfig, regressor: RegressorStageConfig,
+                 ddpm_weights: Path | None, sampler: SamplerConfig, **common) -> list[tuple[Path, TrainResult]]:
+    """Run ``--stage`` ddpm, seg, regressor or all (ddpm into OUTPUT/ddpm, then seg into OUTPUT/seg)."""
+    results = []
+    if stage == "regressor":
+        results.append((output, train_regressor(data, output, regressor, train, preprocess, **common)))
+    if stage in ("ddpm", "all"):
+        ddpm_dir = output / "ddpm" if stage == "all" else output
+        results.append((ddpm_dir, train_ddpm(data, ddpm_dir, ddpm, train, preprocess, **common)))
+        if stage == "all":
+            ddpm_weights = ddpm_dir / "best.pt"
+    if stage in ("seg", "all"):
+        seg_dir = output / "seg" if stage == "all" else output
+        results.append((seg_dir, train_seg(data, seg_dir, seg, train, preprocess, ddpm_weights, sampler, **common)))
+    return results
