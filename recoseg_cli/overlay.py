@@ -20,7 +20,7 @@ def tumour_slice(mask: np.ndarray, truth: np.ndarray | None, brain: np.ndarray) 
 
 def _display(plane: np.ndarray) -> np.ndarray:
     """Canonical (R, A) plane shown radiologically: anterior up, patient's right on the left of the screen."""
-    return np.flipud(plane.T)
+    return np.flipud(plane.T)[:, ::-1]
 
 
 def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, mask: np.ndarray,
@@ -47,6 +47,7 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
             axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
             axis.imshow(np.ma.masked_where(~_display(mask[:, :, z]).astype(bool), _display(mask[:, :, z])),
                         cmap="autumn", alpha=0.45)
+            axis.text(0.02, 0.5, "R", color="white", transform=axis.transAxes, fontsize=9, va="center")
         elif kind == "residual":
             plane = _display(residual[:, :, z]) if residual is not None else np.zeros_like(mri)
             axis.imshow(plane, cmap="magma", vmin=0, vmax=max(float(np.percentile(plane, 99.9)), 1e-6))
