@@ -13,8 +13,8 @@ DEFAULT_CHANNELS = ("flair", "t1", "t1ce", "t2", "residual")
 
 
 def needs_synthesis(channels: tuple[str, ...]) -> bool:
-    """Whether the channels use the DDPM (also true when T1ce may be missing and has to be replaced)."""
-    return "residual" in channels or "synth" in channels or "t1ce" in channels
+    """Whether the channels always use the synthetic T1ce."""
+    return "residual" in channels or "synth" in channels
 
 
 def assemble(images: np.ndarray, brain: np.ndarray, channels: tuple[str, ...], synth: np.ndarray | None = None,

@@ -72,6 +72,8 @@ def test_resume_refuses_another_configuration(tiny_cache, tmp_path, capsys):
     assert code == 2 and "another stage or configuration" in err
     code, _, err = run_cli(["train", "--data", tiny_cache, "-o", tmp_path / "fresh", "--resume", "-q"], capsys)
     assert code == 2 and "nothing to resume" in err
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "use --resume or another run folder" in err
 
 
 @pytest.mark.slow
@@ -114,7 +116,7 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "-q"], capsys)
     assert code == 2 and "--ddpm-weights" in err
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "--channels",
-                            "flair,t1,t1ce,t2", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"],
+                            "flair,t1,t1ce,t2", "--t1ce-dropout", "0", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"],
                            capsys)
     assert code == 0, err
     assert load_weights(tmp_path / "run" / "best.pt", ("seg",)).extra["ddpm"] is None

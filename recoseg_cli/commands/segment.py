@@ -80,7 +80,7 @@ class Predictor:
         self.sampler = options.sampler or SamplerConfig(**extra["sampler"])
         self.segmenter = Segmenter.from_weights(self.weights, self.device, options.bf16)
         self.synthesizer = None
-        if needs_synthesis(self.channels):
+        if extra.get("ddpm") is not None:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, options.bf16)
         self.options = options
 
@@ -102,7 +102,7 @@ class Predictor:
         lap("load_preprocess")
         sliced = prepared.sliced
         synth = None
-        if self.synthesizer is not None:
+        if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
             synth = synthesize_t1ce(prepared, self.synthesizer, self.sampler, self.options.seed, self.options.batch_size)
         lap("synthesis")
         missing = None

@@ -106,6 +106,8 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
         if not checkpoint.is_file():
             raise InputError(f"{checkpoint}: nothing to resume (no checkpoint in the run folder)")
         _restore(checkpoint, task, config, model, ema, optimizer, scheduler, rng, noise, state)
+    elif checkpoint.is_file():
+        raise InputError(f"{run_dir}: holds a training checkpoint already; use --resume or another run folder")
     trainable = model
     if distributed.world_size() > 1:
         trainable = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -88,9 +88,10 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
         raise InputError(f"{data}: no labelled training subjects")
     ddpm_payload = None
     train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
-    if needs_synthesis(stage.channels):
+    if needs_synthesis(stage.channels) or ("t1ce" in stage.channels and stage.t1ce_dropout > 0):
         if ddpm_weights is None:
-            raise InputError("--ddpm-weights is needed: the segmenter's inputs use the synthetic T1ce")
+            raise InputError("--ddpm-weights is needed: the segmenter's inputs (or --t1ce-dropout) use the "
+                             "synthetic T1ce")
         weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "regressor", "seg")))
         if weights.extra["preprocess"] != manifest["config"]:
             raise InputError(f"{ddpm_weights}: DDPM was trained on slices {weights.extra['preprocess']}, "
