@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from recoseg_cli.data.cache import CachedSubject
 
 
@@ -15,7 +16,6 @@ class SliceSet:
     images: np.ndarray
     brain: np.ndarray
     seg: np.ndarray
-    has_seg: np.ndarray
     subject: np.ndarray
     case_ids: list[str]
     synth: np.ndarray | None = None
@@ -28,22 +28,21 @@ class SliceSet:
         images = np.concatenate([s.images.astype(np.float16) for s in subjects])
         brain = np.concatenate([s.brain for s in subjects])
         seg = np.concatenate([s.seg if s.seg is not None else np.zeros(s.brain.shape, np.uint8) for s in subjects])
-        has_seg = np.concatenate([np.full(len(s.brain), s.seg is not None) for s in subjects])
         subject = np.concatenate([np.full(len(s.brain), i) for i, s in enumerate(subjects)])
-        return cls(images, brain, seg, has_seg, subject, [s.case_id for s in subjects])
+        return cls(images, brain, seg, subject, [s.case_id for s in subjects])
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, index: np.ndarray) -> SliceSet:
         synth = self.synth[index] if self.synth is not None else None
-        return SliceSet(self.images[index], self.brain[index], self.seg[index], self.has_seg[index],
-                        self.subject[index], self.case_ids, synth)
+        return SliceSet(self.images[index], self.brain[index], self.seg[index], self.subject[index], self.case_ids,
+                        synth)
 
     def with_synth(self, per_subject: dict[str, np.ndarray]) -> SliceSet:
         """The same slices with each subject's synthetic T1ce attached."""
         synth = np.concatenate([per_subject[case].astype(np.float16) for case in self.case_ids])
-        return SliceSet(self.images, self.brain, self.seg, self.has_seg, self.subject, self.case_ids, synth)
+        return SliceSet(self.images, self.brain, self.seg, self.subject, self.case_ids, synth)
 
     def arrays(self, index: np.ndarray, flip: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """float32 arrays for ``index``; slices with ``flip`` set are mirrored left-right."""
