@@ -123,7 +123,8 @@ class Predictor:
         if not mask.any():
             warnings.append("the mask is empty: no tumour found above the threshold")
         save_volume(mask.astype(np.uint8), volumes.geometry, output, np.uint8)
-        residual_volume = restack_in_brain(prepared, residual_slices(prepared, synth)) if synth is not None else None
+        wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
+        residual_volume = restack_in_brain(prepared, residual_slices(prepared, synth)) if wants_residual else None
         self._save_extras(output, prepared, probability_volume, residual_volume, synth)
         lap("write")
         if self.options.overlay is not None:
