@@ -181,3 +181,31 @@ def test_synthesize_and_residual_outputs(tiny_patient, tmp_path, tiny_weights, c
     code, _, err = run_cli(["residual", tiny_patient, "-o", tmp_path / "r2.nii.gz", "--weights", tiny_weights["seg"]],
                            capsys)
     assert code == 2 and "missing t1ce" in err
+
+
+@pytest.mark.parametrize("layout", ["brats2023", "nnunet", "uppercase"])
+def test_other_layouts_segment_end_to_end(tmp_path, tiny_volumes, tiny_weights, capsys, layout):
+    """BraTS2023 names and labels, nnU-Net channel files, and upper-case BraTS2020 names all work."""
+    folder = tmp_path / "case"
+    folder.mkdir()
+    names = {"brats2023": {"flair": "C-t2f.nii.gz", "t1": "C-t1n.nii.gz", "t1ce": "C-t1c.nii.gz", "t2": "C-t2w.nii.gz",
+                           "seg": "C-seg.nii.gz"},
+             "nnunet": {"flair": "C_0000.nii.gz", "t1": "C_0001.nii.gz", "t1ce": "C_0002.nii.gz", "t2": "C_0003.nii.gz",
+                        "seg": "C.nii.gz"},
+             "uppercase": {m: f"C_{m.upper()}.NII.GZ" for m in ("flair", "t1", "t1ce", "t2", "seg")}}[layout]
+    for modality, name in names.items():
+        data = tiny_volumes[modality]
+        if modality == "seg" and layout == "brats2023":
+            data = np.where(data == 4, 3, data).astype(np.uint8)
+        nib.save(nib.Nifti1Image(data, TINY.affine), str(folder / name))
+    code, _, err = run_cli(["segment", folder, "-o", tmp_path / "m.nii", "--weights", tiny_weights["seg"], "--report",
+                            tmp_path / "r.json", "-q"], capsys)
+    assert code == 0, err
+    assert nib.load(str(tmp_path / "m.nii")).shape == TINY.shape
+    assert "metrics_vs_ground_truth" in json.loads((tmp_path / "r.json").read_text())
+
+
+def test_output_name_must_be_nifti(tiny_patient, tmp_path, tiny_weights, capsys):
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "mask", "--weights", tiny_weights["seg"]], capsys)
+    assert code == 2 and "must end in .nii.gz or .nii" in err
+    assert list(tmp_path.iterdir()) == [tiny_patient]

@@ -22,7 +22,7 @@ from recoseg_cli.errors import InputError, RecosegError
 from recoseg_cli.inputs import assemble, needs_synthesis
 from recoseg_cli.io.discovery import Patient, discover_patient, find_patient_folders
 from recoseg_cli.io.nifti import save_volume, write_atomically
-from recoseg_cli.io.outputs import check_output_file, check_output_folder
+from recoseg_cli.io.outputs import check_nifti_output, check_output_file, check_output_folder
 from recoseg_cli.metrics import slice_dice, volume_metrics
 from recoseg_cli.overlay import write_overlay
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, restack_in_brain, synthesize_t1ce
@@ -212,7 +212,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict:
     """Segment a single patient into ``output``; bad input raises."""
-    check_output_file(output, options.overwrite)
+    check_nifti_output(output, options.overwrite)
     check_output_file(options.report, options.overwrite)
     for kind in options.save:
         check_output_file(extra_path(output, kind), options.overwrite)

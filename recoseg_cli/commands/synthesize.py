@@ -15,7 +15,7 @@ from recoseg_cli.devices import resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import save_volume, write_atomically
-from recoseg_cli.io.outputs import check_output_file
+from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.metrics import region_synthesis_metrics
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, normalize
@@ -26,7 +26,7 @@ from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
                    device: str, batch_size: int, report: Path | None, overwrite: bool, quiet: bool) -> dict:
     """Write the synthetic T1ce (z-score units, 0 outside the brain) and return the report."""
-    check_output_file(output, overwrite)
+    check_nifti_output(output, overwrite)
     check_output_file(report, overwrite)
     torch_device = resolve_device(device)
     timings: dict[str, float] = {}
@@ -73,7 +73,7 @@ def load_synthesizer(weights_option: Path | None, device: torch.device) -> tuple
 def run_residual(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
                  device: str, batch_size: int, smooth_mm: float, overwrite: bool) -> Path:
     """Write |T1ce - synthetic T1ce| (z-score units, 0 outside the brain), optionally Gaussian-smoothed."""
-    check_output_file(output, overwrite)
+    check_nifti_output(output, overwrite)
     patient.require(("t1ce",))
     _, synthesizer, config = load_synthesizer(weights_option, resolve_device(device))
     prepared = prepare_patient(patient, config)

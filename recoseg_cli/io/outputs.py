@@ -20,6 +20,13 @@ def check_output_file(path: Path | None, overwrite: bool) -> None:
         raise InputError(f"{path.parent}: output folder does not exist")
 
 
+def check_nifti_output(path: Path, overwrite: bool) -> None:
+    """``check_output_file`` plus a .nii or .nii.gz name (nibabel picks the format from it)."""
+    check_output_file(path, overwrite)
+    if not Path(path).name.lower().endswith((".nii", ".nii.gz")):
+        raise InputError(f"{path}: output name must end in .nii.gz or .nii")
+
+
 def check_output_folder(path: Path) -> None:
     """Refuse a folder output that is an existing file."""
     if Path(path).exists() and not Path(path).is_dir():
