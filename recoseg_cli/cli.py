@@ -281,6 +281,7 @@ def train(
     from recoseg_cli.models.unet import UNetConfig
     from recoseg_cli.preprocess import PreprocessConfig
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
+    from recoseg_cli.training.distributed import exit_worker
     from recoseg_cli.training.loop import TrainConfig
     from recoseg_cli.training.regressor_task import RegressorStageConfig
     from recoseg_cli.training.run import Callbacks, train_stages
@@ -326,6 +327,7 @@ def train(
         for folder, result in results:
             console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
                           f"{result.best_score:.4f} at step {result.best_step}; weights in {folder / 'best.pt'}")
+    exit_worker()
 
 
 def _check_channels(channels: tuple[str, ...]) -> None:
