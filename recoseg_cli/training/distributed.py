@@ -59,8 +59,10 @@ def shutdown() -> None:
 
 
 def exit_worker() -> None:
-    """End a torchrun worker without interpreter teardown, where gloo's threads can abort the process."""
+    """End a torchrun worker: leave the process group, then exit without interpreter teardown, where
+    gloo's threads can abort the process."""
     if world_size() > 1:
+        shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

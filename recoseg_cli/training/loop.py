@@ -151,8 +151,6 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
                                                 "best_score": state["best_score"],
                                                 "ddp_world_size": distributed.world_size(),
                                                 "ddp_max_weight_difference": difference})
-    del trainable
-    distributed.shutdown()
     return TrainResult(step, state["best_step"], state["best_score"], state["history"],
                        time.perf_counter() - start, difference)
 
