@@ -42,9 +42,8 @@ def cache_subject(patient: Patient, cache: Path, config: PreprocessConfig, label
               "slice_index": np.asarray(sliced.transform.slices, dtype=np.int16)}
     if sliced.seg is not None:
         arrays["seg"] = sliced.seg
-    path = subject_path(cache, patient.case_id)
-    write_atomically(path, lambda tmp: _save_npz(tmp, arrays))
-    return subject_entry(patient, path, volumes.geometry.shape, volumes.label_scheme)
+    write_atomically(subject_path(cache, patient.case_id), lambda tmp: _save_npz(tmp, arrays))
+    return _entry(patient, volumes.geometry.shape, volumes.label_scheme, arrays)
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -53,13 +52,17 @@ def _save_npz(path: Path, arrays: dict) -> None:
 
 
 def subject_entry(patient: Patient, path: Path, shape, label_scheme: str) -> dict:
-    """Manifest entry of a cached subject, read back from its array file."""
+    """Manifest entry of an already cached subject, read back from its array file."""
     with np.load(path) as data:
-        slices = int(data["images"].shape[0])
-        tumour = int((data["seg"] > 0).any(axis=(1, 2)).sum()) if "seg" in data else 0
-        has_seg = "seg" in data
-    return {"case_id": patient.case_id, "folder": str(patient.folder), "shape": list(shape), "slices": slices,
-            "tumour_slices": tumour, "has_seg": has_seg, "label_scheme": label_scheme}
+        return _entry(patient, shape, label_scheme, {k: data[k] for k in ("images", "seg") if k in data})
+
+
+def _entry(patient: Patient, shape, label_scheme: str, arrays: dict) -> dict:
+    seg = arrays.get("seg")
+    return {"case_id": patient.case_id, "folder": str(patient.folder), "shape": list(shape),
+            "slices": int(arrays["images"].shape[0]),
+            "tumour_slices": int((seg > 0).any(axis=(1, 2)).sum()) if seg is not None else 0,
+            "has_seg": seg is not None, "label_scheme": label_scheme}
 
 
 def split_subjects(case_ids: list[str], val_fraction: float, seed: int) -> dict[str, str]:

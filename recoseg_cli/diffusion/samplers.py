@@ -31,10 +31,6 @@ class SamplerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def network_calls(self) -> int:
-        return self.steps
-
 
 def spaced_timesteps(num_train: int, steps: int) -> list[int]:
     """Descending timesteps with "trailing" spacing: the first is always num_train - 1."""

@@ -121,7 +121,3 @@ class UNet2D(nn.Module):
             h = upsample(nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest"))
             h = block(torch.cat([h, skip], dim=1), emb)
         return self.head(h)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
