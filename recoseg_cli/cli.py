@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -353,8 +354,6 @@ class _StepClock:
         self.first = None
 
     def rate(self, step: int) -> float:
-        import time
-
         now = time.perf_counter()
         if self.first is None:
             self.first = (step, now)
