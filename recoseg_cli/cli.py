@@ -256,6 +256,8 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    init_weights: Optional[Path] = typer.Option(None, help="Start from these weights (same stage and network): "
+                                                           "fine-tuning with a fresh optimizer and schedule."),
     size: int = typer.Option(120, help="Slice side S when DATA is a raw cohort."),
     workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
@@ -264,6 +266,9 @@ def train(
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
     schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
+    last_step_fraction: float = typer.Option(0.0, min=0.0, max=1.0,
+                                             help="DDPM: fraction of each batch trained at the last timestep, "
+                                                  "where the default one-step sampler reads the clean image."),
     mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",
                                      help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
     ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
@@ -271,6 +276,7 @@ def train(
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
                                  help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
+    targets: str = typer.Option("whole", help="Stage seg: tumour regions, one output each: whole, enhancing."),
     t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
                                        help="Stage seg: fraction of slices trained as if T1ce were missing."),
     sampler: str = typer.Option("onestep", help="Sampler that makes the training residuals."),
@@ -290,6 +296,8 @@ def train(
 
     if stage not in ("ddpm", "seg", "all", "regressor"):
         raise InputError(f"--stage must be ddpm, seg, all or regressor, not {stage!r}")
+    if init_weights is not None and stage == "all":
+        raise InputError("--init-weights starts one stage; give --stage ddpm, seg or regressor")
     if prediction not in ("v", "epsilon") or schedule not in ("linear", "cosine"):
         raise InputError("--prediction must be v or epsilon and --schedule linear or cosine")
     train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
@@ -298,14 +306,16 @@ def train(
     channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
     ddpm_stage = DDPMStageConfig(
         unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True),
-        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice), mask_tumour=mask_tumour)
+        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction), mask_tumour=mask_tumour)
+    target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = SegStageConfig(
-        unet=UNetConfig(in_channels=len(channel_list), out_channels=1, widths=_parse_widths(seg_widths),
+        unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=_parse_widths(seg_widths),
                         time_embedding=False, attention=False),
-        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction)
+        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list)
     regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
                                                       time_embedding=False))
     _check_channels(channel_list)
+    _check_targets(target_list)
     sampler_config = _sampler(sampler, steps, 999, 0.0)
     with progress_bar(quiet) as progress:
         clock = _StepClock()
@@ -321,7 +331,7 @@ def train(
 
         callbacks = Callbacks(start, step, lambda entry: quiet or progress.console.print(_validation_line(entry)))
         common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
-                      callbacks=callbacks)
+                      callbacks=callbacks, init_weights=init_weights)
         results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
                                regressor_stage, ddpm_weights, sampler_config, **common)
     if not quiet:
@@ -337,6 +347,13 @@ def _check_channels(channels: tuple[str, ...]) -> None:
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown or not channels:
         raise InputError(f"--channels: unknown {unknown}; choose from {', '.join(CHANNELS)}")
+
+
+def _check_targets(targets: tuple[str, ...]) -> None:
+    from recoseg_cli.regions import REGIONS
+
+    if not targets or any(t not in REGIONS for t in targets) or len(set(targets)) != len(targets):
+        raise InputError(f"--targets: give distinct regions from {', '.join(REGIONS)}, not {','.join(targets)!r}")
 
 
 def _validation_line(entry: dict) -> str:

@@ -24,14 +24,14 @@ def prepare_model(model: UNet2D, device: torch.device) -> UNet2D:
 @torch.no_grad()
 def predict_slices(model: UNet2D, inputs: np.ndarray, device: torch.device, bf16: bool, batch_size: int,
                    on_batch=None) -> np.ndarray:
-    """First output channel (N, S, S) of a time-free U-Net over inputs (N, C, S, S), in batches."""
-    out = np.empty((len(inputs),) + inputs.shape[2:], dtype=np.float32)
+    """Outputs (N, K, S, S) of a time-free U-Net over inputs (N, C, S, S), in batches."""
+    out = np.empty((len(inputs), model.config.out_channels) + inputs.shape[2:], dtype=np.float32)
     for lo in range(0, len(inputs), batch_size):
         hi = min(lo + batch_size, len(inputs))
         x = torch.from_numpy(np.ascontiguousarray(inputs[lo:hi], dtype=np.float32)).to(device)
         with autocast(device, bf16):
             output = model(x.contiguous(memory_format=torch.channels_last))
-        out[lo:hi] = output.float()[:, 0].cpu().numpy()
+        out[lo:hi] = output.float().cpu().numpy()
         if on_batch:
             on_batch(hi - lo)
     return out

@@ -1,4 +1,4 @@
-"""Stage 2 at inference: the residual-guided U-Net that outputs whole-tumour probabilities per slice."""
+"""Stage 2 at inference: the residual-guided U-Net that outputs tumour-region probabilities per slice."""
 
 from __future__ import annotations
 
@@ -23,6 +23,6 @@ class Segmenter:
         return cls(unet_from_weights(weights), device, bf16)
 
     def predict(self, inputs: np.ndarray, brain: np.ndarray, batch_size: int = 32, on_batch=None) -> np.ndarray:
-        """Tumour probabilities (N, S, S) for inputs (N, C, S, S); zero outside the brain."""
+        """Probabilities (N, K, S, S), one channel per trained region, for inputs (N, C, S, S); 0 outside the brain."""
         logits = predict_slices(self.model, inputs, self.device, self.bf16, batch_size, on_batch)
-        return (1.0 / (1.0 + np.exp(-logits))) * brain
+        return (1.0 / (1.0 + np.exp(-logits))) * brain[:, None]

@@ -71,7 +71,7 @@ class Regressor:
     def synthesize(self, conditions: np.ndarray, brain: np.ndarray, sampler: SamplerConfig | None = None,
                    seed: int = 0, batch_size: int = 32, start: np.ndarray | None = None, on_batch=None) -> np.ndarray:
         """Same interface as ``Synthesizer.synthesize``; sampler, seed and start are ignored."""
-        out = np.clip(predict_slices(self.model, conditions, self.device, self.bf16, batch_size, on_batch), -1, 1)
+        out = np.clip(predict_slices(self.model, conditions, self.device, self.bf16, batch_size, on_batch)[:, 0], -1, 1)
         out[~brain.astype(bool)] = BACKGROUND
         return out
 

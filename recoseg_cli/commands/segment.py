@@ -18,7 +18,7 @@ from recoseg_cli import __version__
 from recoseg_cli.console import console, progress_bar, warn
 from recoseg_cli.devices import precision_name, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
-from recoseg_cli.errors import InputError, RecosegError
+from recoseg_cli.errors import InputError, RecosegError, WeightsError
 from recoseg_cli.inputs import assemble, needs_synthesis
 from recoseg_cli.io.discovery import Patient, discover_patient, find_patient_folders
 from recoseg_cli.io.nifti import save_volume, write_atomically
@@ -78,6 +78,10 @@ class Predictor:
         self.preprocess = PreprocessConfig(**extra["preprocess"])
         self.threshold = options.threshold if options.threshold is not None else float(extra["threshold"])
         self.sampler = options.sampler or SamplerConfig(**extra["sampler"])
+        targets = extra.get("targets", ["whole"])
+        if "whole" not in targets:
+            raise WeightsError(f"{path}: segments {', '.join(targets)} only; `segment` needs whole-tumour weights")
+        self.whole_channel = targets.index("whole")
         self.segmenter = Segmenter.from_weights(self.weights, self.device, options.bf16)
         self.synthesizer = None
         if extra.get("ddpm") is not None:
@@ -112,7 +116,7 @@ class Predictor:
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
-        probabilities = self.segmenter.predict(inputs, sliced.brain, self.options.batch_size)
+        probabilities = self.segmenter.predict(inputs, sliced.brain, self.options.batch_size)[:, self.whole_channel]
         lap("segmentation")
 
         volumes = prepared.volumes

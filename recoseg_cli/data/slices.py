@@ -47,7 +47,7 @@ class SliceSet:
     def arrays(self, index: np.ndarray, flip: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """float32 arrays for ``index``; slices with ``flip`` set are mirrored left-right."""
         out = {"images": self.images[index].astype(np.float32), "brain": self.brain[index].copy(),
-               "tumour": (self.seg[index] > 0).astype(np.float32)}
+               "tumour": (self.seg[index] > 0).astype(np.float32), "seg": self.seg[index].copy()}
         if self.synth is not None:
             out["synth"] = self.synth[index].astype(np.float32)
         if flip is not None and flip.any():

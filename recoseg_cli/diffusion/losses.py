@@ -20,6 +20,9 @@ class DiffusionLossConfig:
 
     prediction: str = "v"
     x0_bce_dice: float = 0.0
+    last_step_fraction: float = 0.0
+    """Fraction of each batch trained at the last timestep, where the default one-step sampler reads x0;
+    the rest is drawn uniformly over all timesteps."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,7 +43,11 @@ def diffusion_loss(model, schedule: NoiseSchedule, config: DiffusionLossConfig, 
     """Loss for one batch; ``weight`` (B, 1, H, W) masks pixels out (tumour, when training on healthy tissue)."""
     device = target.device
     b = target.shape[0]
-    t = torch.randint(0, schedule.num_steps, (b,), generator=generator).to(device)
+    t = torch.randint(0, schedule.num_steps, (b,), generator=generator)
+    if config.last_step_fraction > 0:
+        last = torch.rand(b, generator=generator) < config.last_step_fraction
+        t = torch.where(last, schedule.num_steps - 1, t)
+    t = t.to(device)
     noise = torch.randn(target.shape, generator=generator).to(device)
     x_t = schedule.q_sample(target, t, noise)
     output = model(torch.cat([x_t, conditions], dim=1), t).float()

@@ -14,6 +14,7 @@ from recoseg_cli.devices import resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.inputs import needs_synthesis
+from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
@@ -41,9 +42,21 @@ def _with_epochs(train: TrainConfig, epochs: float | None, slices: int) -> Train
     return train if epochs is None else replace(train, max_steps=steps_for_epochs(epochs, slices, train.batch_size))
 
 
+def initialise_from(task, path: Path | None) -> None:
+    """Start ``task.model`` from a weights file of the same stage and network shape (fine-tuning)."""
+    if path is None:
+        return
+    weights = load_weights(path, (task.stage,))
+    if UNetConfig.from_dict(weights.model_config) != task.model.config:
+        raise InputError(f"{path}: its network ({weights.model_config}) differs from this run's "
+                         f"({task.model.config.to_dict()})")
+    task.model.load_state_dict(weights.state_dict)
+
+
 def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir: Path, train: TrainConfig,
                             preprocess: PreprocessConfig, device: str, resume: bool, epochs: float | None,
-                            workers: int, val_fraction: float, callbacks: Callbacks) -> TrainResult:
+                            workers: int, val_fraction: float, callbacks: Callbacks,
+                            init_weights: Path | None) -> TrainResult:
     """Train a stage-1 model (labels not needed) on every subject of ``data``."""
     torch_device = resolve_device(device)
     _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
@@ -51,6 +64,7 @@ def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir:
     train = _with_epochs(train, epochs, len(train_set))
     torch.manual_seed(train.seed)
     task = make_task(train_set, val_set, manifest["config"], torch_device)
+    initialise_from(task, init_weights)
     if callbacks.on_start:
         callbacks.on_start(name, train.max_steps)
     return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
@@ -58,25 +72,27 @@ def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir:
 
 def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
                device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
-               val_fraction: float = 0.2, callbacks: Callbacks = Callbacks()) -> TrainResult:
+               val_fraction: float = 0.2, callbacks: Callbacks = Callbacks(),
+               init_weights: Path | None = None) -> TrainResult:
     """Train the conditional DDPM on every subject of ``data`` (labels optional)."""
     return _train_on_every_subject("ddpm", lambda *args: DDPMTask(stage, *args), data, run_dir, train, preprocess,
-                                   device, resume, epochs, workers, val_fraction, callbacks)
+                                   device, resume, epochs, workers, val_fraction, callbacks, init_weights)
 
 
 def train_regressor(data: Path, run_dir: Path, stage: RegressorStageConfig, train: TrainConfig,
                     preprocess: PreprocessConfig, device: str = "auto", resume: bool = False,
                     epochs: float | None = None, workers: int = 1, val_fraction: float = 0.2,
-                    callbacks: Callbacks = Callbacks()) -> TrainResult:
+                    callbacks: Callbacks = Callbacks(), init_weights: Path | None = None) -> TrainResult:
     """Train the deterministic T1ce regressor (the stage-1 baseline) on every subject of ``data``."""
     return _train_on_every_subject("regressor", lambda *args: RegressorTask(stage, *args), data, run_dir, train,
-                                   preprocess, device, resume, epochs, workers, val_fraction, callbacks)
+                                   preprocess, device, resume, epochs, workers, val_fraction, callbacks,
+                                   init_weights)
 
 
 def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
               ddpm_weights: Path | None, sampler: SamplerConfig, device: str = "auto", resume: bool = False,
               epochs: float | None = None, workers: int = 1, val_fraction: float = 0.2,
-              callbacks: Callbacks = Callbacks()) -> TrainResult:
+              callbacks: Callbacks = Callbacks(), init_weights: Path | None = None) -> TrainResult:
     """Train the segmenter on a labelled fraction of the training subjects (chosen by subject with the seed)."""
     torch_device = resolve_device(device)
     cache, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
@@ -107,6 +123,7 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
     train = _with_epochs(train, epochs, len(train_set))
     torch.manual_seed(train.seed)
     task = SegTask(stage, train_set, val_set, manifest["config"], torch_device, ddpm_payload, sampler)
+    initialise_from(task, init_weights)
     if callbacks.on_start:
         callbacks.on_start("seg", train.max_steps)
     return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)

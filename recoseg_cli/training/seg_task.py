@@ -1,4 +1,4 @@
-"""Stage 2 training task: the residual-guided segmenter (BCE + Dice, whole tumour)."""
+"""Stage 2 training task: the residual-guided segmenter (BCE + Dice per tumour region)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
 from recoseg_cli.metrics import dice
 from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.regions import region_stack
 from recoseg_cli.segmentation import Segmenter
 
 
@@ -29,6 +30,8 @@ class SegStageConfig:
     """Fraction of training slices shown as if T1ce were missing (synthetic T1ce, zero residual)."""
     label_fraction: float = 1.0
     threshold: float = 0.5
+    targets: tuple[str, ...] = ("whole",)
+    """Tumour regions, one output channel each (see ``regions.REGIONS``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,8 +55,8 @@ class SegTask:
 
     def __init__(self, config: SegStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device, ddpm_payload: dict | None, sampler: SamplerConfig):
-        if config.unet.in_channels != len(config.channels):
-            raise ValueError("the U-Net's input channels must match the channel list")
+        if config.unet.in_channels != len(config.channels) or config.unet.out_channels != len(config.targets):
+            raise ValueError("the U-Net's input and output channels must match the channel and target lists")
         self.config = config
         self.model = UNet2D(config.unet)
         self.train = train
@@ -70,17 +73,18 @@ class SegTask:
         arrays = self.train.arrays(*self.train.random_index(rng, batch_size))
         missing = rng.random(batch_size) < self.config.t1ce_dropout if "synth" in arrays else None
         x = torch.from_numpy(self.inputs(arrays, missing)).to(self.device)
-        target = torch.from_numpy(np.ascontiguousarray(arrays["tumour"]))[:, None].to(self.device)
+        target = torch.from_numpy(region_stack(arrays["seg"], self.config.targets)).to(self.device)
         return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target)
 
     def validate(self, model) -> dict[str, float]:
-        """Mean per-subject Dice (in slice space) on validation subjects; score = 1 - Dice."""
+        """Mean per-subject, per-region Dice (in slice space) on validation subjects; score = 1 - Dice."""
         arrays = self.val.arrays(np.arange(len(self.val)))
         probabilities = Segmenter(model, self.device).predict(self.inputs(arrays), arrays["brain"])
         prediction = probabilities > self.config.threshold
-        truth = arrays["tumour"] > 0
-        scores = [dice(prediction[self.val.subject == s], truth[self.val.subject == s])
-                  for s in np.unique(self.val.subject) if truth[self.val.subject == s].any()]
+        truth = region_stack(arrays["seg"], self.config.targets) > 0
+        scores = [dice(prediction[self.val.subject == s, k], truth[self.val.subject == s, k])
+                  for s in np.unique(self.val.subject) for k in range(truth.shape[1])
+                  if truth[self.val.subject == s, k].any()]
         mean = float(np.mean(scores)) if scores else 0.0
         return {"score": 1.0 - mean, "dice": mean}
 
@@ -90,4 +94,5 @@ class SegTask:
     def weights_extra(self) -> dict:
         return {"channels": list(self.config.channels), "preprocess": self.preprocess,
                 "threshold": self.config.threshold, "sampler": self.sampler.to_dict(), "ddpm": self.ddpm_payload,
-                "label_fraction": self.config.label_fraction, "t1ce_dropout": self.config.t1ce_dropout}
+                "label_fraction": self.config.label_fraction, "t1ce_dropout": self.config.t1ce_dropout,
+                "targets": list(self.config.targets)}
