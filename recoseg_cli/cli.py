@@ -221,6 +221,40 @@ def segment(
         raise typer.Exit(2)
 
 
+@app.command()
+def benchmark(
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.json/.csv/.md and the PNG plots."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
+                                                              "synthetic cohort generated for the run."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about 3 min on 2 CPU cores): a smoke test."),
+    speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
+    full_samplers: bool = typer.Option(False, "--full-samplers",
+                                       help="Run every sampler setting on whole patients (for GPU users)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    seed: int = typer.Option(0, help="First training seed."),
+    repeats: int = typer.Option(1, min=1, help="Train and evaluate everything with this many seeds."),
+    train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients."),
+    test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients."),
+    size: Optional[int] = typer.Option(None, min=16, help="Slice side S."),
+    stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model."),
+    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
+    from recoseg_cli.commands.benchmark import make_plan, run_benchmark
+
+    overrides = dict(train_patients=train_patients, test_patients=test_patients, size=size,
+                     stage_one_steps=stage_one_steps, seg_steps=seg_steps, batch_size=batch_size)
+    given = {"--data": data, "--device": None if device == "auto" else device, "--seed": seed or None,
+             "--repeats": None if repeats == 1 else repeats,
+             **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
+    flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers)) if on]
+    command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
+    run_benchmark(make_plan(quick, seed, repeats, full_samplers, overrides), out, data, device, speed_only, quiet,
+                  command)
+
+
 def _sampler(name: str, steps: int, start_step: int, eta: float):
     from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 

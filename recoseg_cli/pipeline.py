@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -12,7 +13,6 @@ from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.patient import PatientVolumes, load_patient
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, SlicedPatient, slice_patient
 from recoseg_cli.synthesis import Synthesizer
-
 
 
 @dataclass
@@ -36,11 +36,13 @@ class PreparedPatient:
 
 
 def prepare_patient(patient: Patient, config: PreprocessConfig, label_scheme: str | None = None,
-                    load_seg: bool = True) -> PreparedPatient:
+                    load_seg: bool = True, on_loaded: Callable[[], None] | None = None) -> PreparedPatient:
     """Load FLAIR, T1, T2 (required) and T1ce (optional) and cut them into normalized slices."""
     patient.require(CONDITION_MODALITIES)
     present = tuple(m for m in MODALITIES if m in patient.images)
     volumes = load_patient(patient, present, label_scheme, load_seg)
+    if on_loaded:
+        on_loaded()
     sliced = slice_patient(volumes.images, present, config, volumes.seg)
     if TARGET_MODALITY not in present:
         filler = np.full((sliced.images.shape[0], 1, *sliced.images.shape[2:]), BACKGROUND, np.float32)

@@ -6,14 +6,14 @@ import numpy as np
 import torch
 
 from recoseg_cli.inference import predict_slices, prepare_model, unet_from_weights
-from recoseg_cli.models.unet import UNet2D
+from recoseg_cli.models.unet import UNet
 from recoseg_cli.weights import Weights
 
 
 class Segmenter:
     """A trained segmentation U-Net bound to a device and precision."""
 
-    def __init__(self, model: UNet2D, device: torch.device, bf16: bool = True):
+    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
         self.model = prepare_model(model, device)
         self.device = device
         self.bf16 = bf16

@@ -9,7 +9,7 @@ from recoseg_cli.devices import autocast
 from recoseg_cli.diffusion.samplers import Denoiser, SamplerConfig, sample
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 from recoseg_cli.inference import predict_slices, prepare_model, unet_from_weights
-from recoseg_cli.models.unet import UNet2D
+from recoseg_cli.models.unet import UNet
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.weights import Weights, nested_weights
 
@@ -17,7 +17,7 @@ from recoseg_cli.weights import Weights, nested_weights
 class Synthesizer:
     """A trained denoiser with its schedule, bound to a device and precision."""
 
-    def __init__(self, model: UNet2D, schedule: NoiseSchedule, prediction: str, device: torch.device,
+    def __init__(self, model: UNet, schedule: NoiseSchedule, prediction: str, device: torch.device,
                  bf16: bool = True):
         self.model = prepare_model(model, device)
         self.schedule = schedule
@@ -63,7 +63,7 @@ class Synthesizer:
 class Regressor:
     """A deterministic U-Net that maps FLAIR, T1, T2 to T1ce directly (the L1 baseline of stage 1)."""
 
-    def __init__(self, model: UNet2D, device: torch.device, bf16: bool = True):
+    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
         self.model = prepare_model(model, device)
         self.device = device
         self.bf16 = bf16

@@ -5,7 +5,7 @@ import torch
 
 from recoseg_cli.diffusion.samplers import SamplerConfig, ddim_step, ddpm_step, sample, spaced_timesteps
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.models.unet import UNet, UNetConfig
 
 diffusers = pytest.importorskip("diffusers")
 TOLERANCE = 1e-5
@@ -115,7 +115,7 @@ def test_one_step_recovers_x0_from_an_oracle_denoiser():
 
 
 def test_sampling_is_reproducible_with_a_seed():
-    model = UNet2D(UNetConfig(in_channels=1, out_channels=1, widths=(8, 16), attention=False)).eval()
+    model = UNet(UNetConfig(in_channels=1, out_channels=1, widths=(8, 16), attention=False)).eval()
     schedule = NoiseSchedule()
 
     def run(seed):
@@ -129,9 +129,9 @@ def test_sampling_is_reproducible_with_a_seed():
 @pytest.mark.parametrize("size", [120, 37])
 def test_unet_shapes_and_parameter_budget(size):
     config = UNetConfig()
-    model = UNet2D(config)
+    model = UNet(config)
     assert 1e6 <= sum(p.numel() for p in model.parameters()) <= 4e6
     out = model(torch.randn(2, 4, size, size), torch.tensor([0, 999]))
     assert out.shape == (2, 1, size, size)
-    segmenter = UNet2D(UNetConfig(in_channels=5, out_channels=1, widths=(8, 16, 32), time_embedding=False))
+    segmenter = UNet(UNetConfig(in_channels=5, out_channels=1, widths=(8, 16, 32), time_embedding=False))
     assert segmenter(torch.randn(1, 5, size, size)).shape == (1, 1, size, size)

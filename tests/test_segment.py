@@ -64,7 +64,7 @@ def test_non_240_anisotropic_grid(tmp_path, tiny_volumes, tiny_weights, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     voxels = int(np.asanyarray(written.dataobj).sum())
     assert report["tumour_volume_ml"] == pytest.approx(voxels * 0.9 * 1.1 * 3.0 / 1000, abs=1e-3)
-    assert {"load_preprocess", "synthesis", "segmentation", "write"} <= set(report["seconds"])
+    assert {"load", "preprocess", "synthesis", "segmentation", "write"} <= set(report["seconds"])
     assert report["weights_sha256"] and report["versions"]["torch"] and report["device"] == "cpu"
     assert "metrics_vs_ground_truth" in report
 

@@ -102,8 +102,9 @@ class Predictor:
             if on_stage:
                 on_stage(name)
 
-        prepared = prepare_patient(patient, self.preprocess, self.options.label_scheme)
-        lap("load_preprocess")
+        prepared = prepare_patient(patient, self.preprocess, self.options.label_scheme,
+                                   on_loaded=lambda: lap("load"))
+        lap("preprocess")
         sliced = prepared.sliced
         synth = None
         if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
@@ -222,7 +223,7 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
         check_output_file(extra_path(output, kind), options.overwrite)
     predictor = Predictor(options)
     with progress_bar(options.quiet) as progress:
-        task = progress.add_task(patient.case_id, total=4 + (options.overlay is not None), info="")
+        task = progress.add_task(patient.case_id, total=5 + (options.overlay is not None), info="")
         report = predictor.run(patient, output, lambda stage: progress.update(task, advance=1, info=stage))
     if options.report is not None:
         write_json(options.report, report)

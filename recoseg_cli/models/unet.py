@@ -1,4 +1,4 @@
-"""2D U-Net with residual blocks, optional self-attention and optional timestep embedding."""
+"""U-Net (2D slices or 3D patches) with residual blocks, optional self-attention and timestep embedding."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class UNetConfig:
     time_embedding: bool = True
     attention: bool = True
     groups: int = 8
+    dims: int = 2
+    """2: slices (N, C, H, W); 3: volumes or patches (N, C, D, H, W)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,20 +41,20 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-conv twice, with an optional additive time embedding and a 1x1 skip."""
 
-    def __init__(self, c_in: int, c_out: int, groups: int, time_dim: int | None):
+    def __init__(self, c_in: int, c_out: int, groups: int, time_dim: int | None, conv=nn.Conv2d):
         super().__init__()
         self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv1 = conv(c_in, c_out, 3, padding=1)
         self.time = nn.Linear(time_dim, c_out) if time_dim else None
         self.norm2 = nn.GroupNorm(min(groups, c_out), c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.conv2 = conv(c_out, c_out, 3, padding=1)
+        self.skip = conv(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.act = nn.SiLU()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
         h = self.conv1(self.act(self.norm1(x)))
         if self.time is not None and emb is not None:
-            h = h + self.time(emb)[:, :, None, None]
+            h = h + self.time(emb).view(*emb.shape[:1], -1, *([1] * (h.dim() - 2)))
         h = self.conv2(self.act(self.norm2(h)))
         return h + self.skip(x)
 
@@ -60,47 +62,53 @@ class ResBlock(nn.Module):
 class SelfAttention(nn.Module):
     """Single-head self-attention over all positions of a feature map."""
 
-    def __init__(self, channels: int, groups: int):
+    def __init__(self, channels: int, groups: int, conv=nn.Conv2d):
         super().__init__()
         self.norm = nn.GroupNorm(min(groups, channels), channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.out = nn.Conv2d(channels, channels, 1)
+        self.qkv = conv(channels, 3 * channels, 1)
+        self.out = conv(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).transpose(-1, -2).unbind(1)
+        b, c = x.shape[:2]
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, -1).transpose(-1, -2).unbind(1)
         attended = nn.functional.scaled_dot_product_attention(q, k, v)
-        return x + self.out(attended.transpose(-1, -2).reshape(b, c, h, w))
+        return x + self.out(attended.transpose(-1, -2).reshape(x.shape))
 
 
-class UNet2D(nn.Module):
+class UNet(nn.Module):
     """Encoder-decoder with skip connections; denoiser when ``time_embedding`` is on, segmenter otherwise."""
 
     def __init__(self, config: UNetConfig):
         super().__init__()
         self.config = config
         widths, groups = config.widths, config.groups
+        conv = {2: nn.Conv2d, 3: nn.Conv3d}[config.dims]
         time_dim = 4 * widths[0] if config.time_embedding else None
         self.time_mlp = (nn.Sequential(nn.Linear(widths[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
                          if time_dim else None)
-        self.stem = nn.Conv2d(config.in_channels, widths[0], 3, padding=1)
+        self.stem = conv(config.in_channels, widths[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downsamples = nn.ModuleList()
         c = widths[0]
         for i, width in enumerate(widths):
-            self.down_blocks.append(ResBlock(c, width, groups, time_dim))
+            self.down_blocks.append(ResBlock(c, width, groups, time_dim, conv))
             c = width
             if i < len(widths) - 1:
-                self.downsamples.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-        self.mid = ResBlock(c, c, groups, time_dim)
-        self.attention = SelfAttention(c, groups) if config.attention else nn.Identity()
+                self.downsamples.append(conv(c, c, 3, stride=2, padding=1))
+        self.mid = ResBlock(c, c, groups, time_dim, conv)
+        self.attention = SelfAttention(c, groups, conv) if config.attention else nn.Identity()
         self.up_blocks = nn.ModuleList()
         self.upsamples = nn.ModuleList()
         for width in reversed(widths[:-1]):
-            self.upsamples.append(nn.Conv2d(c, width, 3, padding=1))
-            self.up_blocks.append(ResBlock(2 * width, width, groups, time_dim))
+            self.upsamples.append(conv(c, width, 3, padding=1))
+            self.up_blocks.append(ResBlock(2 * width, width, groups, time_dim, conv))
             c = width
-        self.head = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(), nn.Conv2d(c, config.out_channels, 3, padding=1))
+        self.head = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(), conv(c, config.out_channels, 3, padding=1))
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """Channels-last layout for this U-Net's dimensionality (faster convolutions on CPU and GPU)."""
+        return torch.channels_last if self.config.dims == 2 else torch.channels_last_3d
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         emb = None
@@ -118,6 +126,6 @@ class UNet2D(nn.Module):
         h = self.attention(self.mid(h, emb))
         for upsample, block in zip(self.upsamples, self.up_blocks):
             skip = skips.pop()
-            h = upsample(nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest"))
+            h = upsample(nn.functional.interpolate(h, size=skip.shape[2:], mode="nearest"))
             h = block(torch.cat([h, skip], dim=1), emb)
         return self.head(h)

@@ -13,7 +13,7 @@ from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import DiffusionLossConfig, diffusion_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.synthesis import StageOne, Synthesizer
 
 VALIDATION_SLICES = 48
@@ -69,7 +69,7 @@ class DDPMTask:
     def __init__(self, config: DDPMStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device):
         self.config = config
-        self.model = UNet2D(config.unet)
+        self.model = UNet(config.unet)
         self.schedule = NoiseSchedule(config.schedule, config.num_steps)
         self.train = train
         self.preprocess = preprocess

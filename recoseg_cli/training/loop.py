@@ -91,7 +91,7 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
     run_dir = Path(run_dir)
     distributed.init_if_launched(device)
     rank = distributed.rank()
-    model = task.model.to(device).to(memory_format=torch.channels_last)
+    model = task.model.to(device).to(memory_format=task.model.memory_format)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)

@@ -9,7 +9,7 @@ import torch
 
 from recoseg_cli.constants import CONDITION_MODALITIES
 from recoseg_cli.data.slices import SliceSet
-from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.synthesis import Regressor
 from recoseg_cli.training.ddpm_task import split_conditions, synthesis_scores, validation_subset
 
@@ -32,7 +32,7 @@ class RegressorTask:
     def __init__(self, config: RegressorStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device):
         self.config = config
-        self.model = UNet2D(config.unet)
+        self.model = UNet(config.unet)
         self.train = train
         self.val = validation_subset(val)
         self.preprocess = preprocess

@@ -8,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.data.synthesis_cache import cached_synthesis
 from recoseg_cli.devices import resolve_device
@@ -21,6 +22,7 @@ from recoseg_cli.training.data import load_training_cache, split_slice_sets
 from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
 from recoseg_cli.training.loop import TrainConfig, TrainResult, fit
 from recoseg_cli.training.regressor_task import RegressorStageConfig, RegressorTask
+from recoseg_cli.training.seg3d_task import Seg3DStageConfig, Seg3DTask
 from recoseg_cli.training.seg_task import SegStageConfig, SegTask, select_labelled
 from recoseg_cli.weights import load_weights
 
@@ -89,6 +91,37 @@ def train_regressor(data: Path, run_dir: Path, stage: RegressorStageConfig, trai
                                    init_weights)
 
 
+def labelled_split(subjects: list[CachedSubject], fraction: float, seed: int,
+                   data: Path) -> tuple[list[CachedSubject], list[CachedSubject]]:
+    """Labelled training subjects (a ``fraction`` of them, chosen by subject with the seed) and validation ones."""
+    labelled = [s for s in subjects if s.seg is not None]
+    chosen = set(select_labelled([s.case_id for s in labelled if s.split == "train"], fraction, seed))
+    train_subjects = [s for s in labelled if s.case_id in chosen]
+    if not train_subjects:
+        raise InputError(f"{data}: no labelled training subjects")
+    return train_subjects, [s for s in labelled if s.split == "val"] or train_subjects[-1:]
+
+
+def train_seg3d(data: Path, run_dir: Path, stage: Seg3DStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
+                device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
+                val_fraction: float = 0.2, callbacks: Callbacks = Callbacks(),
+                init_weights: Path | None = None) -> TrainResult:
+    """Train the 3D U-Net baseline on patches of a labelled fraction of the training subjects."""
+    if needs_synthesis(stage.channels):
+        raise InputError("the 3D baseline takes modality channels only")
+    torch_device = resolve_device(device)
+    _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
+    train_subjects, val_subjects = labelled_split(subjects, stage.label_fraction, train.seed, data)
+    train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
+    train = _with_epochs(train, epochs, len(train_set))
+    torch.manual_seed(train.seed)
+    task = Seg3DTask(stage, train_set, val_set, manifest["config"], torch_device)
+    initialise_from(task, init_weights)
+    if callbacks.on_start:
+        callbacks.on_start("seg3d", train.max_steps)
+    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+
+
 def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
               ddpm_weights: Path | None, sampler: SamplerConfig, device: str = "auto", resume: bool = False,
               epochs: float | None = None, workers: int = 1, val_fraction: float = 0.2,
@@ -96,12 +129,7 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
     """Train the segmenter on a labelled fraction of the training subjects (chosen by subject with the seed)."""
     torch_device = resolve_device(device)
     cache, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
-    labelled = [s for s in subjects if s.seg is not None]
-    chosen = set(select_labelled([s.case_id for s in labelled if s.split == "train"], stage.label_fraction, train.seed))
-    train_subjects = [s for s in labelled if s.case_id in chosen]
-    val_subjects = [s for s in labelled if s.split == "val"] or train_subjects[-1:]
-    if not train_subjects:
-        raise InputError(f"{data}: no labelled training subjects")
+    train_subjects, val_subjects = labelled_split(subjects, stage.label_fraction, train.seed, data)
     ddpm_payload = None
     train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
     if needs_synthesis(stage.channels) or ("t1ce" in stage.channels and stage.t1ce_dropout > 0):

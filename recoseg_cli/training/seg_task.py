@@ -13,7 +13,7 @@ from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
 from recoseg_cli.metrics import dice
-from recoseg_cli.models.unet import UNet2D, UNetConfig
+from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.regions import region_stack
 from recoseg_cli.segmentation import Segmenter
 
@@ -58,7 +58,7 @@ class SegTask:
         if config.unet.in_channels != len(config.channels) or config.unet.out_channels != len(config.targets):
             raise ValueError("the U-Net's input and output channels must match the channel and target lists")
         self.config = config
-        self.model = UNet2D(config.unet)
+        self.model = UNet(config.unet)
         self.train = train
         self.val = val
         self.preprocess = preprocess

@@ -1,0 +1,268 @@
+"""The speed study: stage times of `segment`, network cost and throughput, matmul peak, samplers, peers."""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from recoseg_cli.benchmark.plan import Plan
+from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
+from recoseg_cli.data.synthetic import write_cohort
+from recoseg_cli.devices import autocast, bf16_supported, resolve_device
+from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.inputs import assemble
+from recoseg_cli.io.discovery import discover_patient
+from recoseg_cli.metrics import dice
+from recoseg_cli.pipeline import PreparedPatient, prepare_patient
+from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.regions import region_mask
+from recoseg_cli.segmentation import Segmenter
+from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
+from recoseg_cli.weights import BUNDLED_DIR, load_weights, resolve_weights_path
+
+Log = Callable[[str], None]
+DEMO_PATIENT = BUNDLED_DIR.parent / "examples" / "Synth_90000"
+STAGES = ("load", "preprocess", "synthesis", "segmentation", "write")
+
+
+def speed_patient(work: Path) -> Path:
+    """The bundled demo patient (240 x 240 x 155), or the same synthetic patient generated afresh."""
+    if DEMO_PATIENT.is_dir():
+        return DEMO_PATIENT
+    return write_cohort(work / "speed_patient", 1, 90000)[0]
+
+
+def stage_times(patient: Path, work: Path, repeats: int, device: str) -> dict:
+    """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs."""
+    out_dir = work / "speed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports, walls = [], []
+    for _ in range(repeats):
+        report = out_dir / "report.json"
+        command = [sys.executable, "-m", "recoseg_cli", "segment", str(patient), "-o", str(out_dir / "mask.nii.gz"),
+                   "--report", str(report), "--overwrite", "-q", "--device", device]
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        walls.append(time.perf_counter() - start)
+        reports.append(json.loads(report.read_text()))
+    stages = {name: statistics.median(r["seconds"][name] for r in reports) for name in STAGES}
+    slices = reports[0]["slices_processed"]
+    return {"patient": str(patient), "repeats": repeats, "stage_seconds": stages,
+            "wall_seconds_median": statistics.median(walls), "wall_seconds": walls,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+            "slices": slices, "precision": reports[0]["precision"], "device": reports[0]["device"],
+            "synthesis_slices_per_s": slices / max(stages["synthesis"], 1e-9),
+            "segmentation_slices_per_s": slices / max(stages["segmentation"], 1e-9)}
+
+
+def _median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        run()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, repeats: int, n: int = 2048) -> dict[str, float]:
+    """GFLOP/s of an n x n matrix product in fp32 and (where supported) bf16."""
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        if dtype == torch.bfloat16 and not bf16_supported(device):
+            continue
+        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+        seconds = _median_seconds(lambda: a @ b, repeats, device)
+        out[name] = 2 * n**3 / seconds / 1e9
+    return out
+
+
+def gflops_per_call(model: nn.Module, inputs: tuple) -> float:
+    """Forward GFLOPs of one call (multiply-adds count as two)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    return counter.get_total_flops() / 1e9
+
+
+def network_costs(device: torch.device, size: int, repeats: int, peak: dict[str, float]) -> dict:
+    """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of the bundled DDPM and segmenter."""
+    path, checksum = resolve_weights_path(None)
+    weights = load_weights(path, ("seg",), checksum)
+    models = {"ddpm": Synthesizer.from_weights(synthesizer_weights(weights), device).model,
+              "segmenter": Segmenter.from_weights(weights, device).model}
+    out = {}
+    batch = 32
+    for name, model in models.items():
+        channels = model.config.in_channels
+        x = torch.randn(batch, channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
+        args = (x, torch.full((batch,), 999, device=device)) if model.config.time_embedding else (x,)
+        flops = gflops_per_call(model, tuple(a[:1] for a in args))
+        row = {"parameters": sum(p.numel() for p in model.parameters()), "gflops_per_slice": flops}
+        for precision in ("fp32", "bf16"):
+            if precision == "bf16" and not bf16_supported(device):
+                continue
+
+            def forward():
+                with torch.no_grad(), autocast(device, precision == "bf16"):
+                    model(*args)
+            seconds = _median_seconds(forward, repeats, device) / batch
+            row[f"ms_per_slice_{precision}"] = seconds * 1000
+            row[f"gflops_per_s_{precision}"] = flops / seconds
+            row[f"fraction_of_peak_{precision}"] = flops / seconds / peak[precision] if precision in peak else None
+        out[name] = row
+    return out
+
+
+class TimedModel(nn.Module):
+    """Wraps a network and adds up the seconds spent in its forward calls."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        super().__init__()
+        self.inner = model
+        self.device = device
+        self.seconds = 0.0
+
+    def forward(self, *args):
+        _synchronize(self.device)
+        start = time.perf_counter()
+        out = self.inner(*args)
+        _synchronize(self.device)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def sampler_slices(prepared: PreparedPatient, count: int | None) -> np.ndarray:
+    """Indices of ``count`` slices spread evenly over the slices with enhancing tumour (all brain slices if None)."""
+    if count is None:
+        return np.arange(len(prepared.sliced.images))
+    candidates = np.flatnonzero(region_mask(prepared.sliced.seg, "enhancing").any(axis=(1, 2)))
+    if len(candidates) == 0:
+        candidates = np.flatnonzero(prepared.sliced.seg.any(axis=(1, 2)))
+    return candidates[np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int)]
+
+
+def sampler_sweep(patient: Path, settings: tuple[SamplerConfig, ...], count: int | None, device: torch.device,
+                  log: Log) -> list[dict]:
+    """Quality and time of each sampler setting with the bundled models, on a fixed set of tumour slices."""
+    path, checksum = resolve_weights_path(None)
+    weights = load_weights(path, ("seg",), checksum)
+    prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
+    synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device)
+    segmenter = Segmenter.from_weights(weights, device)
+    timed = TimedModel(synthesizer.model, device)
+    synthesizer.model = timed
+    index = sampler_slices(prepared, count)
+    images, brain, seg = (prepared.sliced.images[index], prepared.sliced.brain[index], prepared.sliced.seg[index])
+    tumour = seg > 0
+    healthy = brain & ~ndimage.binary_dilation(tumour, np.ones((1, 3, 3), bool), iterations=2)
+    enhancing = region_mask(seg, "enhancing")
+    whole = weights.extra.get("targets", ["whole"]).index("whole")
+    rows = []
+    for sampler in settings:
+        timed.seconds = 0.0
+        start = time.perf_counter()
+        synth = synthesizer.synthesize(images[:, CONDITION_INDEX], brain, sampler, seed=0,
+                                       start=images[:, TARGET_INDEX])
+        seconds = time.perf_counter() - start
+        residual = np.abs(images[:, TARGET_INDEX] - synth) * brain
+        inputs = assemble(images, brain, tuple(weights.extra["channels"]), synth)
+        mask = segmenter.predict(inputs, brain)[:, whole] >= float(weights.extra["threshold"])
+        ssim = [structural_similarity(images[i, TARGET_INDEX], synth[i], data_range=2.0, full=True)[1][healthy[i]].mean()
+                for i in range(len(index)) if healthy[i].any()]
+        calls = sampler.steps
+        rows.append({
+            "sampler": sampler.name, "steps": sampler.steps, "slices": len(index),
+            "dice": dice(mask, tumour), "healthy_ssim": float(np.mean(ssim)),
+            "residual_ratio": float(residual[enhancing].mean() / max(residual[healthy].mean(), 1e-6))
+            if enhancing.any() else None,
+            "seconds": seconds, "network_seconds": timed.seconds,
+            "overhead_fraction": max(0.0, 1 - timed.seconds / seconds),
+            "ms_per_slice_per_step": seconds / len(index) / calls * 1000,
+            "seconds_per_patient": seconds / len(index) * len(prepared.sliced.images),
+            "extrapolated": count is not None,
+        })
+        log(f"sampler {sampler.name} x{sampler.steps}: Dice {rows[-1]['dice']:.3f}, "
+            f"{rows[-1]['seconds_per_patient']:.1f} s per patient")
+    return rows
+
+
+def peer_times(patient: Path, device: torch.device, repeats: int, ours_seconds: float, log: Log) -> dict | None:
+    """MONAI's SegResNet (BraTS bundle configuration) and a 2D U-Net of nnU-Net's BraTS size, random weights,
+    timed on the same patient under the same precision as ours; None when MONAI is not installed."""
+    try:
+        from monai.networks.nets import DynUNet, SegResNet
+    except ImportError:
+        return None
+    prepared = prepare_patient(discover_patient(patient), PreprocessConfig())
+    volume = np.stack([prepared.volumes.images[m] for m in ("flair", "t1", "t1ce", "t2")])
+    pad = [(0, 0)] + [(0, (-s) % 16) for s in volume.shape[1:]]
+    x3d = torch.from_numpy(np.pad(volume, pad))[None].to(device)
+    segresnet = SegResNet(spatial_dims=3, init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2,
+                          blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1)).to(device).eval()
+    strides = [1, 2, 2, 2, 2, 2, 2]
+    nnunet2d = DynUNet(spatial_dims=2, in_channels=4, out_channels=3, kernel_size=[3] * 7, strides=strides,
+                       upsample_kernel_size=strides[1:], filters=[32, 64, 128, 256, 512, 512, 512]).to(device).eval()
+    brain_slices = int(prepared.sliced.volume_brain.any(axis=(0, 1)).sum())
+    side = max(volume.shape[1:3])
+    side += (-side) % 64
+    batch = 16
+    x2d = torch.zeros(batch, 4, side, side, device=device)
+
+    def run(model, x):
+        def forward():
+            with torch.no_grad(), autocast(device):
+                model(x)
+        return forward
+
+    segresnet_seconds = _median_seconds(run(segresnet, x3d), repeats, device)
+    log(f"peer SegResNet: {segresnet_seconds:.1f} s per volume")
+    nnunet_seconds = _median_seconds(run(nnunet2d, x2d), repeats, device) / batch * brain_slices
+    log(f"peer nnU-Net-size 2D U-Net: {nnunet_seconds:.1f} s per volume")
+    return {
+        "segresnet": {"seconds": segresnet_seconds, "input": list(x3d.shape), "ratio_to_recoseg": segresnet_seconds / ours_seconds,
+                      "parameters": sum(p.numel() for p in segresnet.parameters())},
+        "nnunet_2d": {"seconds": nnunet_seconds, "slices": brain_slices, "slice_side": side,
+                      "ratio_to_recoseg": nnunet_seconds / ours_seconds,
+                      "parameters": sum(p.numel() for p in nnunet2d.parameters()),
+                      "note": f"timed on one batch of {batch} slices, scaled to the patient's brain slices"},
+        "recoseg_network_seconds": ours_seconds,
+    }
+
+
+def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
+    """Every speed figure of the benchmark, measured in one run."""
+    device = resolve_device(device_name)
+    patient = speed_patient(work)
+    stages = stage_times(patient, work, plan.speed_repeats, device_name)
+    log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}), "
+        f"peak RSS {stages['peak_rss_gb']:.2f} GB")
+    peak = matmul_peak(device, max(3, plan.speed_repeats))
+    networks = network_costs(device, PreprocessConfig().size, max(3, plan.speed_repeats), peak)
+    samplers = sampler_sweep(patient, plan.sampler_settings, None if plan.full_samplers else plan.sampler_slices,
+                             device, log)
+    ours = stages["stage_seconds"]["synthesis"] + stages["stage_seconds"]["segmentation"]
+    peers = peer_times(patient, device, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
+    return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "segment": stages, "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers,
+            "peers": peers}
