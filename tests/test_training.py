@@ -120,3 +120,43 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
                            capsys)
     assert code == 0, err
     assert load_weights(tmp_path / "run" / "best.pt", ("seg",)).extra["ddpm"] is None
+
+
+def test_region_targets_and_fine_tuning(tiny_cache, tmp_path, tiny_patient, capsys):
+    common = ["train", "--stage", "seg", "--data", tiny_cache, "--channels", "flair,t1,t1ce,t2", "--t1ce-dropout", "0",
+              "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"]
+    code, _, err = run_cli(common + ["-o", tmp_path / "both", "--targets", "whole,enhancing"], capsys)
+    assert code == 0, err
+    both = load_weights(tmp_path / "both" / "best.pt", ("seg",))
+    assert both.extra["targets"] == ["whole", "enhancing"] and both.model_config["out_channels"] == 2
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights",
+                            tmp_path / "both" / "best.pt", "-q"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(common + ["-o", tmp_path / "et", "--targets", "enhancing"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m2.nii.gz", "--weights",
+                            tmp_path / "et" / "best.pt", "-q"], capsys)
+    assert code == 2 and "whole-tumour weights" in err and not (tmp_path / "m2.nii.gz").exists()
+    code, _, err = run_cli(common + ["-o", tmp_path / "x", "--targets", "core"], capsys)
+    assert code == 2 and "--targets" in err
+    code, _, err = run_cli(common + ["-o", tmp_path / "ft", "--targets", "whole,enhancing", "--init-weights",
+                                     tmp_path / "both" / "best.pt"], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(common + ["-o", tmp_path / "ft2", "--init-weights", tmp_path / "both" / "best.pt"], capsys)
+    assert code == 2 and "differs" in err
+
+
+def test_last_step_fraction_trains_at_the_last_timestep(monkeypatch):
+    from recoseg_cli.diffusion import losses
+    from recoseg_cli.diffusion.schedule import NoiseSchedule
+
+    seen = []
+    model = lambda x, t: seen.append(t.clone()) or torch.zeros(x.shape[0], 1, *x.shape[2:])
+    schedule = NoiseSchedule("linear", 1000)
+    target, conditions = torch.zeros(64, 1, 4, 4), torch.zeros(64, 3, 4, 4)
+    for fraction in (0.0, 1.0, 0.5):
+        config = losses.DiffusionLossConfig(last_step_fraction=fraction)
+        losses.diffusion_loss(model, schedule, config, target, conditions, torch.ones_like(target),
+                              torch.Generator().manual_seed(0))
+    at_last = [float((t == 999).float().mean()) for t in seen]
+    assert at_last[0] < 0.05 and at_last[1] == 1.0 and 0.3 < at_last[2] < 0.7
