@@ -151,7 +151,11 @@ def test_last_step_fraction_trains_at_the_last_timestep(monkeypatch):
     from recoseg_cli.diffusion.schedule import NoiseSchedule
 
     seen = []
-    model = lambda x, t: seen.append(t.clone()) or torch.zeros(x.shape[0], 1, *x.shape[2:])
+
+    def model(x, t):
+        seen.append(t.clone())
+        return torch.zeros(x.shape[0], 1, *x.shape[2:])
+
     schedule = NoiseSchedule("linear", 1000)
     target, conditions = torch.zeros(64, 1, 4, 4), torch.zeros(64, 3, 4, 4)
     for fraction in (0.0, 1.0, 0.5):
