@@ -300,7 +300,7 @@ def train(
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
     schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
-    last_step_fraction: float = typer.Option(0.0, min=0.0, max=1.0,
+    last_step_fraction: float = typer.Option(0.5, min=0.0, max=1.0,
                                              help="DDPM: fraction of each batch trained at the last timestep, "
                                                   "where the default one-step sampler reads the clean image."),
     mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",

@@ -13,6 +13,7 @@ from recoseg_cli.benchmark.plan import TARGETS, Plan, System, systems
 from recoseg_cli.data.build_cache import build_cache
 from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
 from recoseg_cli.devices import resolve_device
+from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.inference import predict_volume, prepare_model, unet_from_weights
@@ -35,6 +36,8 @@ from recoseg_cli.weights import load_weights
 
 Log = Callable[[str], None]
 STAGE_ONE = ("ddpm", "ddpm_healthy", "regressor")
+DDPM_LAST_STEP_FRACTION = 0.5
+"""Half of each DDPM batch at the step the default one-step sampler reads (the bundled weights' recipe)."""
 MISSING_T1CE = "ReCoSeg, T1ce missing"
 """The ReCoSeg model evaluated with T1ce removed (synthetic T1ce in its place, zero residual)."""
 
@@ -93,7 +96,8 @@ def train_stage_one(plan: Plan, cache: Path, runs: Path, seed: int, device: str,
             regressor = RegressorStageConfig(replace(unet, in_channels=3, time_embedding=False))
             result = train_regressor(cache, run_dir, regressor, config, preprocess, device)
         else:
-            stage = DDPMStageConfig(unet=unet, mask_tumour=name == "ddpm_healthy")
+            stage = DDPMStageConfig(unet=unet, mask_tumour=name == "ddpm_healthy",
+                                    loss=DiffusionLossConfig(last_step_fraction=DDPM_LAST_STEP_FRACTION))
             result = train_ddpm(cache, run_dir, stage, config, preprocess, device)
         out[name] = {"weights": run_dir / "best.pt", "steps": result.steps, "train_seconds": result.seconds}
         log(f"stage 1 {name}: {result.steps} steps in {result.seconds:.0f} s")

@@ -30,9 +30,9 @@ class DiffusionLossConfig:
 
 def soft_dice_loss(probabilities: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
                    eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice over each sample's pixels, averaged over the batch."""
+    """1 - soft Dice of each sample and channel over its pixels, averaged over samples and channels."""
     w = torch.ones_like(target) if weight is None else weight
-    dims = tuple(range(1, target.dim()))
+    dims = tuple(range(2, target.dim()))
     intersection = (probabilities * target * w).sum(dims)
     total = (probabilities * w).sum(dims) + (target * w).sum(dims)
     return (1 - (2 * intersection + eps) / (total + eps)).mean()

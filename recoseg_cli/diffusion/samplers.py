@@ -42,32 +42,37 @@ def spaced_timesteps(num_train: int, steps: int) -> list[int]:
 
 def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
               noise: torch.Tensor | None) -> torch.Tensor:
-    """One ancestral step from t to t_prev (t_prev = -1 is the final clean sample)."""
+    """One ancestral step from t to t_prev (t_prev = -1 is the final clean sample).
+
+    The posterior mean (a combination of x_t and the x0 that eps implies) is folded into two float64
+    coefficients, so the tensors see one multiply-add in float64.
+    """
     a_t = schedule.alpha_bar(torch.tensor([t])).item()
     a_prev = schedule.alpha_bar(torch.tensor([t_prev])).item()
     alpha = a_t / a_prev
     beta = 1 - alpha
-    x = x_t.double()
-    x0 = (x - (1 - a_t) ** 0.5 * eps.double()) / a_t**0.5
-    mean = (a_prev**0.5 * beta / (1 - a_t)) * x0 + (alpha**0.5 * (1 - a_prev) / (1 - a_t)) * x
+    x0_weight = a_prev**0.5 * beta / (1 - a_t)
+    x_weight = alpha**0.5 * (1 - a_prev) / (1 - a_t)
+    mean = x_t.double().mul_(x0_weight / a_t**0.5 + x_weight)
+    mean.add_(eps.double(), alpha=-x0_weight * (1 - a_t) ** 0.5 / a_t**0.5)
     if t_prev >= 0 and noise is not None:
         variance = max((1 - a_prev) / (1 - a_t) * beta, 1e-20)
-        mean = mean + variance**0.5 * noise.double()
+        mean.add_(noise.double(), alpha=variance**0.5)
     return mean.to(x_t.dtype)
 
 
 def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, eta: float,
               noise: torch.Tensor | None) -> torch.Tensor:
-    """One DDIM step from t to t_prev with stochasticity ``eta``."""
+    """One DDIM step from t to t_prev with stochasticity ``eta`` (coefficients folded in float64)."""
     a_t = schedule.alpha_bar(torch.tensor([t])).item()
     a_prev = schedule.alpha_bar(torch.tensor([t_prev])).item()
-    x = x_t.double()
-    e = eps.double()
-    x0 = (x - (1 - a_t) ** 0.5 * e) / a_t**0.5
     std = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)) ** 0.5
-    out = a_prev**0.5 * x0 + max(1 - a_prev - std**2, 0.0) ** 0.5 * e
+    direction = max(1 - a_prev - std**2, 0.0) ** 0.5
+    x_weight = (a_prev / a_t) ** 0.5
+    eps_weight = direction - x_weight * (1 - a_t) ** 0.5
+    out = x_t.double().mul_(x_weight).add_(eps.double(), alpha=eps_weight)
     if eta > 0 and noise is not None:
-        out = out + std * noise.double()
+        out.add_(noise.double(), alpha=std)
     return out.to(x_t.dtype)
 
 
@@ -88,7 +93,8 @@ def sample(denoiser: Denoiser, schedule: NoiseSchedule, config: SamplerConfig, s
     for i, t in enumerate(timesteps):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         eps = denoiser(x, torch.full((shape[0],), t, device=device, dtype=torch.long)).float()
-        noise = _randn(shape, generator, device) if t_prev >= 0 else None
+        stochastic = config.name == "ddpm" or config.eta > 0
+        noise = _randn(shape, generator, device) if t_prev >= 0 and stochastic else None
         if config.name == "ddpm":
             x = ddpm_step(schedule, eps, t, t_prev, x, noise)
         else:

@@ -37,8 +37,9 @@ class NoiseSchedule:
         return ((x_t.double() - (1 - a).sqrt() * eps.double()) / a.sqrt()).to(x_t.dtype)
 
     def eps_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """epsilon = sqrt(a) v + sqrt(1 - a) x_t; coefficients in float64, both at most 1, tensors in x_t's dtype."""
         a = _expand(self.alpha_bar(t), x_t)
-        return (a.sqrt() * v.double() + (1 - a).sqrt() * x_t.double()).to(x_t.dtype)
+        return a.sqrt().to(x_t.dtype) * v.to(x_t.dtype) + (1 - a).sqrt().to(x_t.dtype) * x_t
 
     def v_target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         a = _expand(self.alpha_bar(t), x0)
