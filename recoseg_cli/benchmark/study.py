@@ -16,7 +16,7 @@ from recoseg_cli.devices import resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
-from recoseg_cli.inference import predict_volume, prepare_model, unet_from_weights
+from recoseg_cli.inference import prepare_model, unet_from_weights
 from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.metrics import region_synthesis_metrics, slice_dice, volume_metrics
@@ -30,7 +30,7 @@ from recoseg_cli.training.ddpm_task import DDPMStageConfig
 from recoseg_cli.training.loop import TrainConfig
 from recoseg_cli.training.regressor_task import RegressorStageConfig
 from recoseg_cli.training.run import train_ddpm, train_regressor, train_seg, train_seg3d
-from recoseg_cli.training.seg3d_task import Seg3DStageConfig
+from recoseg_cli.training.seg3d_task import Seg3DStageConfig, stack_probabilities
 from recoseg_cli.training.seg_task import SegStageConfig
 from recoseg_cli.weights import load_weights
 
@@ -161,9 +161,8 @@ def predict(weights, system: System, prepared: PreparedPatient, synth: np.ndarra
     missing = np.ones(len(sliced.images), bool) if t1ce_missing else None
     inputs = assemble(sliced.images, sliced.brain, system.channels, synth, missing)
     if weights.stage == "seg3d":
-        logits = predict_volume(prepare_model(unet_from_weights(weights), device), inputs.transpose(1, 0, 2, 3),
-                                tuple(weights.extra["patch"]), device, True)
-        return (1 / (1 + np.exp(-logits.transpose(1, 0, 2, 3)))) * sliced.brain[:, None]
+        return stack_probabilities(prepare_model(unet_from_weights(weights), device), inputs, sliced.brain,
+                                   tuple(weights.extra["patch"]), device)
     return Segmenter.from_weights(weights, device).predict(inputs, sliced.brain)
 
 

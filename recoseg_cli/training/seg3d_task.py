@@ -76,6 +76,13 @@ def random_patch(volume: SubjectVolume, patch: tuple[int, int, int], foreground_
     return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
+def stack_probabilities(model, inputs: np.ndarray, brain: np.ndarray, patch: tuple[int, int, int],
+                        device: torch.device, bf16: bool = True) -> np.ndarray:
+    """Probabilities (N, K, S, S) of a 3D U-Net for one subject's slice inputs (N, C, S, S), by sliding window."""
+    logits = predict_volume(model, inputs.transpose(1, 0, 2, 3), patch, device, bf16)
+    return (1.0 / (1.0 + np.exp(-logits.transpose(1, 0, 2, 3)))) * brain[:, None]
+
+
 class Seg3DTask:
     """Patch loss and sliding-window validation of the 3D U-Net for the shared training loop."""
 
@@ -97,16 +104,12 @@ class Seg3DTask:
         target = torch.from_numpy(np.stack([p[1] for p in pairs])).to(self.device)
         return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last_3d)).float(), target)
 
-    def predict(self, model, inputs: np.ndarray, brain: np.ndarray, bf16: bool = True) -> np.ndarray:
-        """Probabilities (N, K, S, S) for one subject's slice inputs (N, C, S, S)."""
-        logits = predict_volume(model, inputs.transpose(1, 0, 2, 3), self.config.patch, self.device, bf16)
-        return (1.0 / (1.0 + np.exp(-logits.transpose(1, 0, 2, 3)))) * brain[:, None]
-
     def validate(self, model) -> dict[str, float]:
         """Mean per-subject, per-region Dice on validation subjects; score = 1 - Dice."""
         scores = []
         for volume in self.val:
-            probabilities = self.predict(model, volume.inputs.transpose(1, 0, 2, 3), volume.brain)
+            probabilities = stack_probabilities(model, volume.inputs.transpose(1, 0, 2, 3), volume.brain,
+                                                self.config.patch, self.device)
             truth = volume.targets.transpose(1, 0, 2, 3) > 0
             scores += [dice(probabilities[:, k] > self.config.threshold, truth[:, k])
                        for k in range(truth.shape[1]) if truth[:, k].any()]
