@@ -35,15 +35,23 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Slices of the smallest box holding ``mask``, grown by ``margin`` voxels (clipped to the array)."""
+    coords = np.nonzero(mask)
+    return tuple(slice(max(int(c.min()) - margin, 0), int(c.max()) + margin + 1) for c in coords)
+
+
 def hd95(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> float:
     """95th percentile Hausdorff distance (mm with ``spacing``); nan when either mask is empty.
 
     The larger of the two directed 95th percentiles of surface-to-surface distances, as in MONAI and the
-    BraTS evaluation.
+    BraTS evaluation. Computed inside the masks' bounding box plus one voxel, which holds every surface.
     """
     p, t = prediction.astype(bool), truth.astype(bool)
     if not p.any() or not t.any():
         return float("nan")
+    box = _bounding_box(p | t, margin=1)
+    p, t = p[box], t[box]
     spacing = spacing or (1.0,) * p.ndim
     to_truth = ndimage.distance_transform_edt(~_surface(t), sampling=spacing)
     to_prediction = ndimage.distance_transform_edt(~_surface(p), sampling=spacing)
