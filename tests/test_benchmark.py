@@ -67,3 +67,28 @@ def test_quick_benchmark_writes_every_output(tmp_path, capsys):
 def test_benchmark_rejects_a_missing_data_folder(tmp_path, capsys):
     code, _, err = run_cli(["benchmark", "--quick", "--data", tmp_path / "nope", "-q"], capsys)
     assert code == 2 and "nope: no such folder" in err
+
+
+def test_data_folder_is_split_by_seed_without_touching_it(tmp_path, tiny_volumes):
+    from conftest import TINY
+    from recoseg_cli.benchmark.plan import QUICK
+    from recoseg_cli.benchmark.study import make_cohort
+    from recoseg_cli.data.synthetic import write_patient
+    from recoseg_cli.errors import InputError
+    from recoseg_cli.io.discovery import find_patient_folders
+
+    data = tmp_path / "BraTS"
+    for i in range(5):
+        write_patient(data / f"Case_{i}", f"Case_{i}", tiny_volumes, TINY.affine)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    cohort = make_cohort(QUICK, tmp_path / "work", data, lambda message: None)
+    train = find_patient_folders(cohort.train)
+    assert len(cohort.test) == 1 and len(train) == 4
+    assert {p.resolve() for p in train} | {p.resolve() for p in cohort.test} == {p.resolve() for p in data.iterdir()}
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    again = make_cohort(QUICK, tmp_path / "work2", data, lambda message: None)
+    assert again.test == cohort.test
+    for i in range(2, 5):
+        (data / f"Case_{i}").rename(tmp_path / f"moved_{i}")
+    with pytest.raises(InputError, match="at least 4"):
+        make_cohort(QUICK, tmp_path / "work3", data, lambda message: None)
