@@ -226,7 +226,7 @@ def benchmark(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.json/.csv/.md and the PNG plots."),
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
                                                               "synthetic cohort generated for the run."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about 3 min on 2 CPU cores): a smoke test."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
     speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
     full_samplers: bool = typer.Option(False, "--full-samplers",
                                        help="Run every sampler setting on whole patients (for GPU users)."),

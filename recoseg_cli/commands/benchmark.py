@@ -30,7 +30,7 @@ def machine_description() -> str:
 
 def run_benchmark(plan: Plan, out: Path | None, data: Path | None, device: str, speed_only: bool,
                   quiet: bool, command: str = "recoseg benchmark") -> dict:
-    """Run the studies in a work folder (inside ``out``, or temporary) and write the outputs into ``out``."""
+    """Run the studies in a temporary work folder (removed afterwards) and write the outputs into ``out``."""
     if out is not None:
         check_output_folder(out)
         for name in ("results.json", "results.md", "results.csv"):
