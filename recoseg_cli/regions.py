@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from recoseg_cli.constants import ENHANCING_LABEL
+
 REGIONS = ("whole", "enhancing")
 """whole: every tumour label; enhancing: the enhancing-tumour label (4 in BraTS2020, 3 in BraTS2023)."""
-
-ENHANCING_LABELS = (3, 4)
-"""Each scheme allows only one of these two values, so both can be matched at once."""
 
 
 def region_mask(seg: np.ndarray, region: str) -> np.ndarray:
@@ -16,7 +15,8 @@ def region_mask(seg: np.ndarray, region: str) -> np.ndarray:
     if region == "whole":
         return seg > 0
     if region == "enhancing":
-        return np.isin(seg, ENHANCING_LABELS)
+        # each scheme allows only its own enhancing value, so both can be matched at once
+        return np.isin(seg, tuple(ENHANCING_LABEL.values()))
     raise ValueError(f"unknown region {region!r}; choose from {', '.join(REGIONS)}")
 
 

@@ -31,7 +31,7 @@ from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
-from recoseg_cli.weights import BUNDLED_DIR, load_weights, resolve_weights_path
+from recoseg_cli.weights import BUNDLED_DIR, Weights, load_weights, resolve_weights_path
 
 Log = Callable[[str], None]
 DEMO_PATIENT = BUNDLED_DIR.parent / "examples" / "Synth_90000"
@@ -105,10 +105,9 @@ def gflops_per_call(model: nn.Module, inputs: tuple) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def network_costs(device: torch.device, size: int, repeats: int, peak: dict[str, float]) -> dict:
-    """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of the bundled DDPM and segmenter."""
-    path, checksum = resolve_weights_path(None)
-    weights = load_weights(path, ("seg",), checksum)
+def network_costs(weights: Weights, device: torch.device, repeats: int, peak: dict[str, float]) -> dict:
+    """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of a segmenter file's DDPM and segmenter."""
+    size = weights.extra["preprocess"]["size"]
     models = {"ddpm": Synthesizer.from_weights(synthesizer_weights(weights), device).model,
               "segmenter": Segmenter.from_weights(weights, device).model}
     out = {}
@@ -162,12 +161,9 @@ def sampler_slices(prepared: PreparedPatient, count: int | None) -> np.ndarray:
     return candidates[np.linspace(0, len(candidates) - 1, min(count, len(candidates))).round().astype(int)]
 
 
-def sampler_sweep(patient: Path, settings: tuple[SamplerConfig, ...], count: int | None, device: torch.device,
-                  log: Log) -> list[dict]:
-    """Quality and time of each sampler setting with the bundled models, on a fixed set of tumour slices."""
-    path, checksum = resolve_weights_path(None)
-    weights = load_weights(path, ("seg",), checksum)
-    prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
+def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[SamplerConfig, ...],
+                  count: int | None, device: torch.device, log: Log) -> list[dict]:
+    """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices."""
     synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device)
     segmenter = Segmenter.from_weights(weights, device)
     timed = TimedModel(synthesizer.model, device)
@@ -207,14 +203,14 @@ def sampler_sweep(patient: Path, settings: tuple[SamplerConfig, ...], count: int
     return rows
 
 
-def peer_times(patient: Path, device: torch.device, repeats: int, ours_seconds: float, log: Log) -> dict | None:
+def peer_times(prepared: PreparedPatient, device: torch.device, repeats: int, ours_seconds: float,
+               log: Log) -> dict | None:
     """MONAI's SegResNet (BraTS bundle configuration) and a 2D U-Net of nnU-Net's BraTS size, random weights,
     timed on the same patient under the same precision as ours; None when MONAI is not installed."""
     try:
         from monai.networks.nets import DynUNet, SegResNet
     except ImportError:
         return None
-    prepared = prepare_patient(discover_patient(patient), PreprocessConfig())
     volume = np.stack([prepared.volumes.images[m] for m in ("flair", "t1", "t1ce", "t2")])
     pad = [(0, 0)] + [(0, (-s) % 16) for s in volume.shape[1:]]
     x3d = torch.from_numpy(np.pad(volume, pad))[None].to(device)
@@ -257,12 +253,15 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
     stages = stage_times(patient, work, plan.speed_repeats, device_name)
     log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}), "
         f"peak RSS {stages['peak_rss_gb']:.2f} GB")
+    path, checksum = resolve_weights_path(None)
+    weights = load_weights(path, ("seg",), checksum)
+    prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
     peak = matmul_peak(device, max(3, plan.speed_repeats))
-    networks = network_costs(device, PreprocessConfig().size, max(3, plan.speed_repeats), peak)
-    samplers = sampler_sweep(patient, plan.sampler_settings, None if plan.full_samplers else plan.sampler_slices,
-                             device, log)
+    networks = network_costs(weights, device, max(3, plan.speed_repeats), peak)
+    samplers = sampler_sweep(weights, prepared, plan.sampler_settings,
+                             None if plan.full_samplers else plan.sampler_slices, device, log)
     ours = stages["stage_seconds"]["synthesis"] + stages["stage_seconds"]["segmentation"]
-    peers = peer_times(patient, device, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
+    peers = peer_times(prepared, device, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
     return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "segment": stages, "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers,
             "peers": peers}

@@ -137,33 +137,40 @@ def evaluate(plan: Plan, rows: list[System], trained: dict[str, dict], stage_one
     scores: dict[str, list[dict]] = {system.name: [] for system in rows}
     scores[MISSING_T1CE] = []
     synthesis: dict[str, list[dict]] = {name: [] for name in synthesizers}
-    models = {system.name: load_weights(trained[system.name]["weights"], ("seg", "seg3d")) for system in rows}
+    models = {system.name: predictor(load_weights(trained[system.name]["weights"], ("seg", "seg3d")), device)
+              for system in rows}
     for folder in test:
         prepared = prepare_patient(discover_patient(folder), preprocess)
+        brain = prepared.sliced.brain
         synth = {name: synthesize_t1ce(prepared, s, SamplerConfig()) for name, s in synthesizers.items()}
         for name in synthesizers:
             synthesis[name].append(synthesis_quality(prepared, synth[name]))
         for system in rows:
-            probabilities = predict(models[system.name], system, prepared, synth.get(system.stage_one), device)
-            scores[system.name].append(patient_scores(prepared, probabilities))
+            inputs = system_inputs(system, prepared, synth.get(system.stage_one))
+            scores[system.name].append(patient_scores(prepared, models[system.name](inputs, brain)))
             if system.name == "ReCoSeg":
-                missing = predict(models[system.name], system, prepared, synth["ddpm"], device, t1ce_missing=True)
-                scores[MISSING_T1CE].append(patient_scores(prepared, missing))
+                inputs = system_inputs(system, prepared, synth["ddpm"], t1ce_missing=True)
+                scores[MISSING_T1CE].append(patient_scores(prepared, models[system.name](inputs, brain)))
         log(f"evaluated {folder.name}")
     return ({name: summarize(values) for name, values in scores.items()},
             {name: summarize_synthesis(values) for name, values in synthesis.items()})
 
 
-def predict(weights, system: System, prepared: PreparedPatient, synth: np.ndarray | None, device,
-            t1ce_missing: bool = False) -> np.ndarray:
-    """Region probabilities (N, K, S, S) of one system for one patient's slices."""
+def predictor(weights, device) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A 2D or 3D segmenter as (inputs (N, C, S, S), brain (N, S, S)) -> region probabilities (N, K, S, S)."""
+    if weights.stage == "seg3d":
+        model = prepare_model(unet_from_weights(weights), device)
+        patch = tuple(weights.extra["patch"])
+        return lambda inputs, brain: stack_probabilities(model, inputs, brain, patch, device)
+    return Segmenter.from_weights(weights, device).predict
+
+
+def system_inputs(system: System, prepared: PreparedPatient, synth: np.ndarray | None,
+                  t1ce_missing: bool = False) -> np.ndarray:
+    """One system's input channels for one patient's slices, optionally as if T1ce were missing."""
     sliced = prepared.sliced
     missing = np.ones(len(sliced.images), bool) if t1ce_missing else None
-    inputs = assemble(sliced.images, sliced.brain, system.channels, synth, missing)
-    if weights.stage == "seg3d":
-        return stack_probabilities(prepare_model(unet_from_weights(weights), device), inputs, sliced.brain,
-                                   tuple(weights.extra["patch"]), device)
-    return Segmenter.from_weights(weights, device).predict(inputs, sliced.brain)
+    return assemble(sliced.images, sliced.brain, system.channels, synth, missing)
 
 
 def patient_scores(prepared: PreparedPatient, probabilities: np.ndarray) -> dict:

@@ -55,6 +55,19 @@ def initialise_from(task, path: Path | None) -> None:
     task.model.load_state_dict(weights.state_dict)
 
 
+def _fit_new_task(name: str, make_task: Callable[[], object], train: TrainConfig, epochs: float | None, slices: int,
+                  run_dir: Path, device: torch.device, resume: bool, init_weights: Path | None,
+                  callbacks: Callbacks) -> TrainResult:
+    """Seed, build the task (its model's initial weights follow the seed), optionally fine-tune from weights, fit."""
+    train = _with_epochs(train, epochs, slices)
+    torch.manual_seed(train.seed)
+    task = make_task()
+    initialise_from(task, init_weights)
+    if callbacks.on_start:
+        callbacks.on_start(name, train.max_steps)
+    return fit(task, train, Path(run_dir), device, resume, callbacks.on_step, callbacks.on_validate)
+
+
 def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir: Path, train: TrainConfig,
                             preprocess: PreprocessConfig, device: str, resume: bool, epochs: float | None,
                             workers: int, val_fraction: float, callbacks: Callbacks,
@@ -63,13 +76,8 @@ def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir:
     torch_device = resolve_device(device)
     _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
     train_set, val_set = split_slice_sets(subjects)
-    train = _with_epochs(train, epochs, len(train_set))
-    torch.manual_seed(train.seed)
-    task = make_task(train_set, val_set, manifest["config"], torch_device)
-    initialise_from(task, init_weights)
-    if callbacks.on_start:
-        callbacks.on_start(name, train.max_steps)
-    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+    return _fit_new_task(name, lambda: make_task(train_set, val_set, manifest["config"], torch_device), train, epochs,
+                         len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
 
 
 def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
@@ -113,13 +121,8 @@ def train_seg3d(data: Path, run_dir: Path, stage: Seg3DStageConfig, train: Train
     _, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
     train_subjects, val_subjects = labelled_split(subjects, stage.label_fraction, train.seed, data)
     train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
-    train = _with_epochs(train, epochs, len(train_set))
-    torch.manual_seed(train.seed)
-    task = Seg3DTask(stage, train_set, val_set, manifest["config"], torch_device)
-    initialise_from(task, init_weights)
-    if callbacks.on_start:
-        callbacks.on_start("seg3d", train.max_steps)
-    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+    return _fit_new_task("seg3d", lambda: Seg3DTask(stage, train_set, val_set, manifest["config"], torch_device),
+                         train, epochs, len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
 
 
 def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
@@ -148,13 +151,9 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
                                  on_subject=lambda case: callbacks.on_step and callbacks.on_step(next(done), float("nan")))
         train_set, val_set = train_set.with_synth(synth), val_set.with_synth(synth)
         ddpm_payload = weights.payload()
-    train = _with_epochs(train, epochs, len(train_set))
-    torch.manual_seed(train.seed)
-    task = SegTask(stage, train_set, val_set, manifest["config"], torch_device, ddpm_payload, sampler)
-    initialise_from(task, init_weights)
-    if callbacks.on_start:
-        callbacks.on_start("seg", train.max_steps)
-    return fit(task, train, Path(run_dir), torch_device, resume, callbacks.on_step, callbacks.on_validate)
+    return _fit_new_task("seg", lambda: SegTask(stage, train_set, val_set, manifest["config"], torch_device,
+                                                ddpm_payload, sampler),
+                         train, epochs, len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
 
 
 def train_stages(stage: str, data: Path, output: Path, train: TrainConfig, preprocess: PreprocessConfig,
