@@ -300,6 +300,7 @@ def train(
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
     schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
+    x0_l1: float = typer.Option(0.0, min=0.0, help="DDPM: weight of an L1 term on the predicted clean T1ce."),
     last_step_fraction: float = typer.Option(0.5, min=0.0, max=1.0,
                                              help="DDPM: fraction of each batch trained at the last timestep, "
                                                   "where the default one-step sampler reads the clean image."),
@@ -340,7 +341,7 @@ def train(
     channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
     ddpm_stage = DDPMStageConfig(
         unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True),
-        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction), mask_tumour=mask_tumour)
+        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = SegStageConfig(
         unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=_parse_widths(seg_widths),

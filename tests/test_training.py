@@ -164,3 +164,22 @@ def test_last_step_fraction_trains_at_the_last_timestep(monkeypatch):
                               torch.Generator().manual_seed(0))
     at_last = [float((t == 999).float().mean()) for t in seen]
     assert at_last[0] < 0.05 and at_last[1] == 1.0 and 0.3 < at_last[2] < 0.7
+
+
+def test_x0_l1_adds_the_masked_l1_error_of_the_predicted_clean_image():
+    from recoseg_cli.diffusion import losses
+    from recoseg_cli.diffusion.schedule import NoiseSchedule
+
+    def model(x, t):
+        return torch.zeros(x.shape[0], 1, *x.shape[2:])
+
+    schedule = NoiseSchedule("linear", 1000)
+    target = torch.full((8, 1, 4, 4), 0.5)
+    target[..., :2] = -0.5
+    weight = torch.ones_like(target)
+    weight[..., :2] = 0.0
+    conditions = torch.zeros(8, 3, 4, 4)
+    totals = [losses.diffusion_loss(model, schedule, losses.DiffusionLossConfig(last_step_fraction=1.0, x0_l1=w),
+                                    target, conditions, weight, torch.Generator().manual_seed(0)) for w in (0.0, 2.0)]
+    # At t = 999 a zero v prediction gives x0 ~ 0, so the added term is 2 x |0 - 0.5| over the kept pixels.
+    assert float(totals[1] - totals[0]) == pytest.approx(1.0, abs=0.02)
