@@ -175,7 +175,7 @@ def test_x0_l1_adds_the_masked_l1_error_of_the_predicted_clean_image():
 
     schedule = NoiseSchedule("linear", 1000)
     target = torch.full((8, 1, 4, 4), 0.5)
-    target[..., :2] = -0.5
+    target[..., :2] = -1.0  # left out by the weight: counted, it would raise the term to 1.5
     weight = torch.ones_like(target)
     weight[..., :2] = 0.0
     conditions = torch.zeros(8, 3, 4, 4)
