@@ -79,6 +79,11 @@ def slice_dice(prediction: np.ndarray, truth: np.ndarray) -> tuple[list[float], 
     return dices, ious
 
 
+def residual_ratio(residual: np.ndarray, enhancing: np.ndarray, healthy: np.ndarray) -> float:
+    """Mean residual inside enhancing tumour over the mean residual in healthy brain."""
+    return float(residual[enhancing].mean() / max(residual[healthy].mean(), 1e-6))
+
+
 def region_synthesis_metrics(real: np.ndarray, synthetic: np.ndarray, brain: np.ndarray, tumour: np.ndarray | None,
                              spacing, data_range: float = 2.0, margin_mm: float = 3.0) -> dict[str, float]:
     """PSNR and SSIM of a synthetic image inside the brain, for healthy tissue and for the tumour.

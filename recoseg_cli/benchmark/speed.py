@@ -25,7 +25,7 @@ from recoseg_cli.devices import autocast, bf16_supported, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient
-from recoseg_cli.metrics import dice
+from recoseg_cli.metrics import dice, residual_ratio
 from recoseg_cli.pipeline import PreparedPatient, prepare_patient
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
@@ -190,8 +190,7 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
         rows.append({
             "sampler": sampler.name, "steps": sampler.steps, "slices": len(index),
             "dice": dice(mask, tumour), "healthy_ssim": float(np.mean(ssim)),
-            "residual_ratio": float(residual[enhancing].mean() / max(residual[healthy].mean(), 1e-6))
-            if enhancing.any() else None,
+            "residual_ratio": residual_ratio(residual, enhancing, healthy) if enhancing.any() else None,
             "seconds": seconds, "network_seconds": timed.seconds,
             "overhead_fraction": max(0.0, 1 - timed.seconds / seconds),
             "ms_per_slice_per_step": seconds / len(index) / calls * 1000,
@@ -236,7 +235,8 @@ def peer_times(prepared: PreparedPatient, device: torch.device, repeats: int, ou
     nnunet_seconds = _median_seconds(run(nnunet2d, x2d), repeats, device) / batch * brain_slices
     log(f"peer nnU-Net-size 2D U-Net: {nnunet_seconds:.1f} s per volume")
     return {
-        "segresnet": {"seconds": segresnet_seconds, "input": list(x3d.shape), "ratio_to_recoseg": segresnet_seconds / ours_seconds,
+        "segresnet": {"seconds": segresnet_seconds, "input": list(x3d.shape),
+                      "ratio_to_recoseg": segresnet_seconds / ours_seconds,
                       "parameters": sum(p.numel() for p in segresnet.parameters())},
         "nnunet_2d": {"seconds": nnunet_seconds, "slices": brain_slices, "slice_side": side,
                       "ratio_to_recoseg": nnunet_seconds / ours_seconds,

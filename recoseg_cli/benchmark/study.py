@@ -19,7 +19,7 @@ from recoseg_cli.errors import InputError
 from recoseg_cli.inference import prepare_model, unet_from_weights
 from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
-from recoseg_cli.metrics import region_synthesis_metrics, slice_dice, volume_metrics
+from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, slice_dice, volume_metrics
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.pipeline import PreparedPatient, prepare_patient, restack, restack_in_brain, synthesize_t1ce
 from recoseg_cli.preprocess import PreprocessConfig, normalize
@@ -201,7 +201,7 @@ def synthesis_quality(prepared: PreparedPatient, synth: np.ndarray) -> dict:
     enhancing = region_mask(volumes.seg, "enhancing") & brain
     healthy = brain & ~tumour
     if enhancing.any():
-        out["residual_ratio"] = float(residual[enhancing].mean() / max(residual[healthy].mean(), 1e-6))
+        out["residual_ratio"] = residual_ratio(residual, enhancing, healthy)
     return out
 
 
