@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -174,7 +175,10 @@ def segment(
     sampler: Optional[str] = typer.Option(None, help="Override the weights' sampler: onestep, ddim or ddpm."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Probability threshold (default: weights')."),
-    postprocess: int = typer.Option(0, min=0, help="Drop tumour components smaller than N voxels (0: keep all)."),
+    min_component: Optional[float] = typer.Option(
+        None, "--min-component", min=0.0, help="Drop tumour components smaller than this many mL (default: weights')."),
+    whole_tumour: bool = typer.Option(False, "--whole-tumour/--sub-regions",
+                                      help="Write a binary whole-tumour mask (1) instead of the BraTS sub-region labels."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities/--no-save-probabilities",
                                             help="Also write <mask>_prob.nii.gz (float32)."),
     save_residual: bool = typer.Option(False, "--save-residual/--no-save-residual",
@@ -186,7 +190,8 @@ def segment(
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
-    labels: str = typer.Option("auto", help="Label scheme of ground-truth files, for the report's metrics."),
+    labels: str = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
+                                            "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -194,7 +199,7 @@ def segment(
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,
 ) -> None:
-    """Segment the whole tumour: writes a uint8 mask (1 = tumour) in each patient's own geometry."""
+    """Segment the tumour sub-regions: a uint8 BraTS label mask (or binary whole tumour) in the patient's geometry."""
     from recoseg_cli.commands.segment import SegmentOptions, parse_shard, segment_cohort, segment_one
     from recoseg_cli.io.discovery import is_patient_folder
 
@@ -202,7 +207,8 @@ def segment(
                                        ("synth", save_synth)) if on)
     options = SegmentOptions(
         weights=weights, device=device, sampler=_sampler(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
-        batch_size=batch_size, threshold=threshold, min_component=postprocess, save=save, overlay=overlay,
+        batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
+        whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=parse_shard(shard),
         label_scheme=_label_scheme(labels), quiet=quiet, bf16=bf16)
     if input is None or is_patient_folder(input):
@@ -239,6 +245,8 @@ def benchmark(
     stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model."),
     seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
+                                                           "or fp32 throughout (as on CPUs without bf16)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
@@ -249,10 +257,45 @@ def benchmark(
     given = {"--data": data, "--device": None if device == "auto" else device, "--seed": seed or None,
              "--repeats": None if repeats == 1 else repeats,
              **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
-    flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers)) if on]
+    flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers),
+                                   ("--no-bf16", not bf16)) if on]
     command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
-    run_benchmark(make_plan(quick, seed, repeats, full_samplers, overrides), out, data, device, speed_only, quiet,
-                  command)
+    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16)
+    run_benchmark(plan, out, data, device, speed_only, quiet, command)
+
+
+@app.command()
+def crossval(
+    data: Path = typer.Option(..., "--data", help="Labelled cohort folder (e.g. BraTS cases with seg files)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
+    folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
+    ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
+    seg_steps: int = typer.Option(1200, min=1, help="Segmenter optimizer steps per fold and variant."),
+    batch_size: int = typer.Option(16, min=1, help="Slices per step."),
+    variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
+                                                             "modalities (the four modalities only)."),
+    seed: int = typer.Option(0, help="Seed of the folds and of training."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Patient-level cross-validation: per fold, train both stages and score the held-out patients."""
+    from recoseg_cli.crossval import VARIANTS, CrossValConfig, results_markdown, run_crossval
+    from recoseg_cli.training.run import Callbacks
+
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if not chosen or any(v not in VARIANTS for v in chosen):
+        raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
+    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
+                            batch_size=batch_size, bf16=bf16, variants=chosen)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("cross-validation", total=None, info="")
+        callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
+                              lambda number, loss: progress.update(task, completed=number))
+        results = run_crossval(data, output, config, device, callbacks,
+                               on_case=lambda text: progress.update(task, info=text))
+    if not quiet:
+        console.print(results_markdown(results))
 
 
 def _sampler(name: str, steps: int, start_step: int, eta: float):
@@ -296,7 +339,7 @@ def train(
     workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
     val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
-    widths: str = typer.Option("32,64,96,128", help="DDPM (or regressor) U-Net channel widths per level."),
+    widths: str = typer.Option("16,32,64,96", help="DDPM (or regressor) U-Net channel widths per level."),
     prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
     schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
@@ -311,7 +354,10 @@ def train(
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
                                  help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
-    targets: str = typer.Option("whole", help="Stage seg: tumour regions, one output each: whole, enhancing."),
+    targets: str = typer.Option("whole,core,enhancing",
+                                help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
+    augment: bool = typer.Option(True, "--augment/--no-augment",
+                                 help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
     t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
                                        help="Stage seg: fraction of slices trained as if T1ce were missing."),
     sampler: str = typer.Option("onestep", help="Sampler that makes the training residuals."),
@@ -322,6 +368,7 @@ def train(
     from recoseg_cli.diffusion.losses import DiffusionLossConfig
     from recoseg_cli.models.unet import UNetConfig
     from recoseg_cli.preprocess import PreprocessConfig
+    from recoseg_cli.training.augment import AugmentConfig
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
     from recoseg_cli.training.distributed import exit_worker
     from recoseg_cli.training.loop import TrainConfig
@@ -340,13 +387,17 @@ def train(
     preprocess_config = PreprocessConfig(size=size)
     channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
     ddpm_stage = DDPMStageConfig(
-        unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True),
+        unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True,
+                        attention=False),
         schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
+    if not augment:
+        ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = SegStageConfig(
         unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=_parse_widths(seg_widths),
                         time_embedding=False, attention=False),
-        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list)
+        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list,
+        augment=AugmentConfig() if augment else None)
     regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
                                                       time_embedding=False))
     _check_channels(channel_list)

@@ -14,7 +14,11 @@ LABEL_SCHEMES: dict[str, frozenset[int]] = {
 }
 """Allowed label values per scheme. Whole tumour is every non-zero label in both."""
 
-ENHANCING_LABEL = {"brats2020": 4, "brats2023": 3}
+SUBREGION_LABELS: dict[str, dict[str, int]] = {
+    "brats2020": {"necrotic": 1, "edema": 2, "enhancing": 4},
+    "brats2023": {"necrotic": 1, "edema": 2, "enhancing": 3},
+}
+"""Label value of each tumour sub-region (NCR/NET, edema, enhancing tumour) per scheme."""
 
 CONDITION_INDEX: list[int] = [MODALITIES.index(m) for m in CONDITION_MODALITIES]
 TARGET_INDEX: int = MODALITIES.index(TARGET_MODALITY)

@@ -1,4 +1,4 @@
-"""Figure-1-style picture: MRI with the tumour highlighted, residual, predicted mask, ground truth."""
+"""Figure-1-style picture: MRI with predicted sub-regions (and ground-truth contours), and the residual."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.metrics import dice
+from recoseg_cli.regions import region_mask
+
+SUBREGION_COLOURS = (("edema", "#2ca02c"), ("necrotic", "#d62728"), ("enhancing", "#ffd700"))
+RESIDUAL_RANGE = (0.0, 0.5)
+"""Fixed colour scale of the residual in normalized units (a z-score of 5 maps to 1), comparable across patients."""
 
 
 def tumour_slice(mask: np.ndarray, truth: np.ndarray | None, brain: np.ndarray) -> int:
@@ -23,38 +29,63 @@ def _display(plane: np.ndarray) -> np.ndarray:
     return np.flipud(plane.T)[:, ::-1]
 
 
-def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, mask: np.ndarray,
-                  truth: np.ndarray | None, brain: np.ndarray, title: str) -> int:
-    """Save the overlay PNG for the mid-tumour slice of canonical volumes; returns the slice index."""
+def _subregions(masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"edema": masks["whole"] & ~masks["core"], "necrotic": masks["core"] & ~masks["enhancing"],
+            "enhancing": masks["enhancing"]}
+
+
+def _orientation_letters(axis) -> None:
+    for text, x, y in (("R", 0.02, 0.5), ("L", 0.96, 0.5), ("A", 0.5, 0.96), ("P", 0.5, 0.02)):
+        axis.text(x, y, text, color="white", transform=axis.transAxes, fontsize=10, ha="center", va="center")
+
+
+def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, masks: dict[str, np.ndarray],
+                  truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float) -> int:
+    """Save the overlay PNG for the slice with most predicted tumour (canonical volumes); returns its index."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    z = tumour_slice(mask, truth, brain)
-    panels = [("MRI (T1ce) with predicted tumour", "mri"), ("residual |T1ce - synthetic|", "residual"),
-              ("predicted tumour", "mask")]
-    if truth is not None:
-        panels.append(("ground truth", "truth"))
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), dpi=100)
+    z = tumour_slice(masks["whole"], truth if truth is None else truth > 0, brain)
     mri = _display(image[:, :, z])
     inside = mri[_display(brain[:, :, z])]
     vmin, vmax = (np.percentile(inside, [1, 99.5]) if inside.size else (mri.min(), mri.max()))
-    for axis, (label, kind) in zip(axes, panels):
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.6), dpi=110)
+    mri_axis, residual_axis = axes
+    mri_axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
+    handles = []
+    for name, colour in SUBREGION_COLOURS:
+        plane = _display(_subregions(masks)[name][:, :, z])
+        mri_axis.imshow(np.ma.masked_where(~plane, plane), cmap=ListedColormap([colour]), alpha=0.45, vmin=0, vmax=1)
+        handles.append(Patch(color=colour, alpha=0.6, label=f"{name} (predicted)"))
+    if truth is not None:
+        for region, style in (("whole", "-"), ("core", "--"), ("enhancing", ":")):
+            plane = _display(region_mask(truth[:, :, z], region, scheme)).astype(float)
+            if plane.any():
+                mri_axis.contour(plane, levels=[0.5], colors="cyan", linestyles=style, linewidths=1.0)
+            handles.append(Line2D([], [], color="cyan", linestyle=style, label=f"ground truth {region}"))
+    mri_axis.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8,
+                    frameon=False)
+    mri_axis.set_title("T1ce with predicted sub-regions", fontsize=10)
+    plane = _display(residual[:, :, z]) if residual is not None else np.zeros_like(mri)
+    shown = residual_axis.imshow(plane, cmap="magma", vmin=RESIDUAL_RANGE[0], vmax=RESIDUAL_RANGE[1])
+    residual_axis.set_title("residual |T1ce - synthetic T1ce|", fontsize=10)
+    bar = figure.colorbar(shown, ax=residual_axis, fraction=0.046, pad=0.02)
+    bar.set_label("normalized units (1 = z-score 5)", fontsize=8)
+    for axis in axes:
         axis.axis("off")
-        axis.set_title(label, fontsize=9)
-        if kind == "mri":
-            axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
-            axis.imshow(np.ma.masked_where(~_display(mask[:, :, z]).astype(bool), _display(mask[:, :, z])),
-                        cmap="autumn", alpha=0.45)
-            axis.text(0.02, 0.5, "R", color="white", transform=axis.transAxes, fontsize=9, va="center")
-        elif kind == "residual":
-            plane = _display(residual[:, :, z]) if residual is not None else np.zeros_like(mri)
-            axis.imshow(plane, cmap="magma", vmin=0, vmax=max(float(np.percentile(plane, 99.9)), 1e-6))
-        else:
-            volume = mask if kind == "mask" else truth
-            axis.imshow(_display(volume[:, :, z] > 0), cmap="gray", vmin=0, vmax=1)
-    figure.suptitle(f"{title} — axial slice {z}", fontsize=10)
+        _orientation_letters(axis)
+    summary = f"WT {masks['whole'].sum() * voxel_ml:.1f} mL, TC {masks['core'].sum() * voxel_ml:.1f} mL, " \
+              f"ET {masks['enhancing'].sum() * voxel_ml:.1f} mL"
+    if truth is not None:
+        summary += "; Dice " + ", ".join(
+            f"{abbr} {dice(masks[region], region_mask(truth, region, scheme)):.2f}"
+            for region, abbr in (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")))
+    figure.suptitle(f"{title}, axial slice {z}\n{summary}", fontsize=11)
     figure.tight_layout()
     write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format="png"))
     plt.close(figure)

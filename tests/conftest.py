@@ -68,7 +68,7 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     train = TrainConfig(max_steps=3, batch_size=2, val_every=3, warmup_steps=1)
     ddpm = DDPMStageConfig(unet=UNetConfig(in_channels=4, out_channels=1, widths=(8, 16), attention=False))
     train_ddpm(root / "cache", root / "ddpm", ddpm, train, preprocess, device="cpu")
-    seg = SegStageConfig(unet=UNetConfig(in_channels=5, out_channels=1, widths=(8, 16), time_embedding=False,
+    seg = SegStageConfig(unet=UNetConfig(in_channels=5, out_channels=3, widths=(8, 16), time_embedding=False,
                                          attention=False))
     train_seg(root / "cache", root / "seg", seg, train, preprocess, root / "ddpm" / "best.pt", SamplerConfig(),
               device="cpu")

@@ -44,11 +44,41 @@ def test_mask_keeps_input_geometry_in_every_orientation(tmp_path, tiny_volumes, 
     np.testing.assert_allclose(written.affine, source.affine)
     assert nib.aff2axcodes(written.affine) == axcodes
     assert int(written.header["qform_code"]) == 1 and int(written.header["sform_code"]) == 1
-    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1}
-    run_cli(["segment", reference, "-o", tmp_path / "ref.nii.gz", "--weights", tiny_weights["seg"],
-             "--save-probabilities", "-q"], capsys)
+    assert set(np.unique(np.asanyarray(written.dataobj))) <= {0, 1, 2, 4}
+    run_cli(["segment", reference, "-o", tmp_path / "ref.nii.gz", "--weights", tiny_weights["seg"], "--threshold",
+             "0.3", "--save-probabilities", "-q"], capsys)
     np.testing.assert_allclose(canonical_data(out.with_name("mask_prob.nii.gz")),
                                canonical_data(tmp_path / "ref_prob.nii.gz"), atol=1e-6)
+    np.testing.assert_array_equal(canonical_data(out), canonical_data(tmp_path / "ref.nii.gz"))
+
+
+def test_label_schemes_and_binary_output(tiny_patient, tmp_path, tiny_weights, capsys):
+    common = ["--weights", tiny_weights["seg"], "--threshold", "0.3", "-q"]
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "a.nii.gz", "--report", tmp_path / "a.json",
+                            *common], capsys)
+    assert code == 0, err
+    brats2020 = np.asanyarray(nib.load(str(tmp_path / "a.nii.gz")).dataobj)
+    assert set(np.unique(brats2020)) == {0, 1, 2, 4}
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["labels"] == "brats2020"
+    assert set(report["volumes_ml"]) == {"necrotic", "edema", "enhancing", "core", "whole"}
+    assert set(report["metrics_vs_ground_truth"]) == {"whole", "core", "enhancing"}
+    assert {"dice", "hd95", "lesion_dice"} <= set(report["metrics_vs_ground_truth"]["enhancing"])
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "b.nii.gz", "--labels", "brats2023", *common],
+                           capsys)
+    assert code == 2 and "_seg.nii.gz" in err and "brats2023" in err  # the BraTS2020 ground truth holds label 4
+    (next(tiny_patient.glob("*_seg.nii.gz"))).unlink()
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "b.nii.gz", "--labels", "brats2023", *common],
+                           capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(tmp_path / "b.nii.gz")).dataobj),
+                                  np.where(brats2020 == 4, 3, brats2020))
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "c.nii.gz", "--whole-tumour", *common], capsys)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(tmp_path / "c.nii.gz")).dataobj), brats2020 > 0)
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "d.nii.gz", "--labels", "brats2019", *common],
+                           capsys)
+    assert code == 2 and "--labels" in err and not (tmp_path / "d.nii.gz").exists()
 
 
 def test_non_240_anisotropic_grid(tmp_path, tiny_volumes, tiny_weights, capsys):
@@ -62,8 +92,11 @@ def test_non_240_anisotropic_grid(tmp_path, tiny_volumes, tiny_weights, capsys):
     assert written.shape == (45, 45, 29)
     np.testing.assert_allclose(written.header.get_zooms(), source.header.get_zooms())
     report = json.loads((tmp_path / "r.json").read_text())
-    voxels = int(np.asanyarray(written.dataobj).sum())
-    assert report["tumour_volume_ml"] == pytest.approx(voxels * 0.9 * 1.1 * 3.0 / 1000, abs=1e-3)
+    labels = np.asanyarray(written.dataobj)
+    voxel_ml = 0.9 * 1.1 * 3.0 / 1000
+    assert report["tumour_volume_ml"] == pytest.approx((labels > 0).sum() * voxel_ml, abs=1e-3)
+    for name, value in (("necrotic", 1), ("edema", 2), ("enhancing", 4)):
+        assert report["volumes_ml"][name] == pytest.approx((labels == value).sum() * voxel_ml, abs=1e-3)
     assert {"load", "preprocess", "synthesis", "segmentation", "write"} <= set(report["seconds"])
     assert report["weights_sha256"] and report["versions"]["torch"] and report["device"] == "cpu"
     assert "metrics_vs_ground_truth" in report

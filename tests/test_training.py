@@ -137,7 +137,7 @@ def test_region_targets_and_fine_tuning(tiny_cache, tmp_path, tiny_patient, caps
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m2.nii.gz", "--weights",
                             tmp_path / "et" / "best.pt", "-q"], capsys)
     assert code == 2 and "whole-tumour weights" in err and not (tmp_path / "m2.nii.gz").exists()
-    code, _, err = run_cli(common + ["-o", tmp_path / "x", "--targets", "core"], capsys)
+    code, _, err = run_cli(common + ["-o", tmp_path / "x", "--targets", "whole,tumour"], capsys)
     assert code == 2 and "--targets" in err
     code, _, err = run_cli(common + ["-o", tmp_path / "ft", "--targets", "whole,enhancing", "--init-weights",
                                      tmp_path / "both" / "best.pt"], capsys)

@@ -73,6 +73,8 @@ class Plan:
     repeats: int = 1
     full_samplers: bool = False
     peers: bool = True
+    bf16: bool = True
+    """Precision of the speed study (``--no-bf16``: fp32 throughout, as on CPUs without bf16)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -120,7 +120,8 @@ def study_markdown(rows: list[dict], study: dict, meta: dict) -> list[str]:
 
 def speed_markdown(speed: dict) -> list[str]:
     segment = speed["segment"]
-    lines = ["", f"## Speed ({speed['device']}, torch {speed['torch']}, {speed['threads']} threads)", "",
+    lines = ["", f"## Speed ({speed['device']}: {speed.get('cpu', 'CPU model not recorded')}, torch {speed['torch']}, "
+                 f"{speed['threads']} threads)", "",
              f"`recoseg segment` on {Path(segment['patient']).name} ({segment['slices']} slices, bundled weights, "
              f"{segment['precision']}): median wall {segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
              f"runs, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis {segment['synthesis_slices_per_s']:.0f} "
@@ -151,15 +152,17 @@ def speed_markdown(speed: dict) -> list[str]:
         lines.append(f"| {row['sampler']} | {row['steps']} | {row['dice']:.3f} | {row['healthy_ssim']:.3f} | "
                      f"{_fmt(row['residual_ratio'], 2)} | {row['ms_per_slice_per_step']:.1f} | "
                      f"{row['overhead_fraction']:.1%} | {row['seconds_per_patient']:.1f} |")
+    if "ratio_to_segresnet" in segment:
+        lines += ["", f"Whole `recoseg segment` command against one forward pass of MONAI's SegResNet (BraTS bundle "
+                      f"configuration, random weights, same volume, {segment['precision']}), timed alternately: "
+                      f"{segment['wall_seconds_median']:.1f} s vs {segment['segresnet_seconds_median']:.1f} s, "
+                      f"ratio **{segment['ratio_to_segresnet']:.2f}** (medians of {segment['repeats']})."]
     peers = speed.get("peers")
     if peers:
-        lines += ["", f"Peers (random weights, same volume and precision; ReCoSeg networks "
-                      f"{peers['recoseg_network_seconds']:.1f} s):", "",
-                  "| Peer | Parameters | s per patient | × ReCoSeg |", "|---|---|---|---|",
-                  f"| MONAI SegResNet (BraTS bundle) | {peers['segresnet']['parameters'] / 1e6:.1f} M | "
-                  f"{peers['segresnet']['seconds']:.1f} | {peers['segresnet']['ratio_to_recoseg']:.1f} |",
-                  f"| 2D U-Net of nnU-Net's BraTS size | {peers['nnunet_2d']['parameters'] / 1e6:.1f} M | "
-                  f"{peers['nnunet_2d']['seconds']:.1f} | {peers['nnunet_2d']['ratio_to_recoseg']:.1f} |"]
+        nnunet = peers["nnunet_2d"]
+        lines += ["", f"2D U-Net of nnU-Net's BraTS size ({nnunet['parameters'] / 1e6:.1f} M parameters, random "
+                      f"weights): {nnunet['seconds']:.1f} s per patient, {nnunet['ratio_to_recoseg']:.1f} × "
+                      f"ReCoSeg's networks ({peers['recoseg_network_seconds']:.1f} s)."]
     return lines
 
 
@@ -224,7 +227,7 @@ def _save(fig, path: Path) -> Path:
 
 def write_outputs(results: dict, out: Path) -> list[Path]:
     """results.json, results.csv, results.md and the plots into ``out``."""
-    from recoseg_cli.commands.segment import write_json
+    from recoseg_cli.io.json_io import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)

@@ -45,31 +45,65 @@ def speed_patient(work: Path) -> Path:
     return write_cohort(work / "speed_patient", 1, 90000)[0]
 
 
-def stage_times(patient: Path, work: Path, repeats: int, device: str) -> dict:
-    """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs."""
+def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool,
+                peer: Callable[[], float] | None = None) -> dict:
+    """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs.
+
+    With ``peer``, the peer's forward pass is timed after each run of the command (alternating, so both see the
+    same machine state), and the whole command's median wall time is compared with the peer's median.
+    """
     out_dir = work / "speed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    reports, walls = [], []
+    reports, walls, peer_seconds = [], [], []
     for _ in range(repeats):
         report = out_dir / "report.json"
         command = [sys.executable, "-m", "recoseg_cli", "segment", str(patient), "-o", str(out_dir / "mask.nii.gz"),
-                   "--report", str(report), "--overwrite", "-q", "--device", device]
+                   "--report", str(report), "--overwrite", "-q", "--device", device,
+                   "--bf16" if bf16 else "--no-bf16"]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         walls.append(time.perf_counter() - start)
         reports.append(json.loads(report.read_text()))
+        if peer is not None:
+            peer_seconds.append(peer())
     stages = {name: statistics.median(r["seconds"][name] for r in reports) for name in STAGES}
     slices = reports[0]["slices_processed"]
-    return {"patient": str(patient), "repeats": repeats, "stage_seconds": stages,
-            "wall_seconds_median": statistics.median(walls), "wall_seconds": walls,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
-            "slices": slices, "precision": reports[0]["precision"], "device": reports[0]["device"],
-            "synthesis_slices_per_s": slices / max(stages["synthesis"], 1e-9),
-            "segmentation_slices_per_s": slices / max(stages["segmentation"], 1e-9)}
+    out = {"patient": str(patient), "repeats": repeats, "stage_seconds": stages,
+           "wall_seconds_median": statistics.median(walls), "wall_seconds": walls,
+           "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+           "slices": slices, "precision": reports[0]["precision"], "device": reports[0]["device"],
+           "synthesis_slices_per_s": slices / max(stages["synthesis"], 1e-9),
+           "segmentation_slices_per_s": slices / max(stages["segmentation"], 1e-9)}
+    if peer_seconds:
+        out["segresnet_seconds"] = peer_seconds
+        out["segresnet_seconds_median"] = statistics.median(peer_seconds)
+        out["ratio_to_segresnet"] = out["wall_seconds_median"] / out["segresnet_seconds_median"]
+    return out
 
 
-def _median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
-    run()
+def segresnet_timer(prepared: PreparedPatient, device: torch.device, bf16: bool) -> Callable[[], float] | None:
+    """Seconds of one forward pass of MONAI's SegResNet (BraTS bundle configuration, random weights) over the
+    patient's four modalities; None when MONAI is not installed."""
+    try:
+        from monai.networks.nets import SegResNet
+    except ImportError:
+        return None
+    volume = np.stack([prepared.volumes.images[m] for m in ("flair", "t1", "t1ce", "t2")])
+    pad = [(0, 0)] + [(0, (-s) % 16) for s in volume.shape[1:]]
+    x = torch.from_numpy(np.pad(volume, pad))[None].to(device)
+    model = SegResNet(spatial_dims=3, init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2,
+                      blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1)).to(device).eval()
+
+    def forward() -> None:
+        with torch.no_grad(), autocast(device, bf16):
+            model(x)
+    forward()
+    return lambda: _median_seconds(forward, 1, device, warm=False)
+
+
+def _median_seconds(run: Callable[[], object], repeats: int, device: torch.device, warm: bool = True) -> float:
+    if warm:
+        run()
     times = []
     for _ in range(repeats):
         _synchronize(device)
@@ -202,66 +236,67 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
     return rows
 
 
-def peer_times(prepared: PreparedPatient, device: torch.device, repeats: int, ours_seconds: float,
+def peer_times(prepared: PreparedPatient, device: torch.device, bf16: bool, repeats: int, ours_seconds: float,
                log: Log) -> dict | None:
-    """MONAI's SegResNet (BraTS bundle configuration) and a 2D U-Net of nnU-Net's BraTS size, random weights,
-    timed on the same patient under the same precision as ours; None when MONAI is not installed."""
+    """A 2D U-Net of nnU-Net's BraTS size, random weights, timed on the same patient under the same precision as
+    ours; None when MONAI is not installed."""
     try:
-        from monai.networks.nets import DynUNet, SegResNet
+        from monai.networks.nets import DynUNet
     except ImportError:
         return None
-    volume = np.stack([prepared.volumes.images[m] for m in ("flair", "t1", "t1ce", "t2")])
-    pad = [(0, 0)] + [(0, (-s) % 16) for s in volume.shape[1:]]
-    x3d = torch.from_numpy(np.pad(volume, pad))[None].to(device)
-    segresnet = SegResNet(spatial_dims=3, init_filters=16, in_channels=4, out_channels=3, dropout_prob=0.2,
-                          blocks_down=(1, 2, 2, 4), blocks_up=(1, 1, 1)).to(device).eval()
     strides = [1, 2, 2, 2, 2, 2, 2]
     nnunet2d = DynUNet(spatial_dims=2, in_channels=4, out_channels=3, kernel_size=[3] * 7, strides=strides,
                        upsample_kernel_size=strides[1:], filters=[32, 64, 128, 256, 512, 512, 512]).to(device).eval()
     brain_slices = int(prepared.sliced.volume_brain.any(axis=(0, 1)).sum())
-    side = max(volume.shape[1:3])
+    side = max(prepared.sliced.volume_brain.shape[:2])
     side += (-side) % 64
     batch = 16
     x2d = torch.zeros(batch, 4, side, side, device=device)
 
-    def run(model, x):
-        def forward():
-            with torch.no_grad(), autocast(device):
-                model(x)
-        return forward
+    def forward():
+        with torch.no_grad(), autocast(device, bf16):
+            nnunet2d(x2d)
 
-    segresnet_seconds = _median_seconds(run(segresnet, x3d), repeats, device)
-    log(f"peer SegResNet: {segresnet_seconds:.1f} s per volume")
-    nnunet_seconds = _median_seconds(run(nnunet2d, x2d), repeats, device) / batch * brain_slices
+    nnunet_seconds = _median_seconds(forward, repeats, device) / batch * brain_slices
     log(f"peer nnU-Net-size 2D U-Net: {nnunet_seconds:.1f} s per volume")
-    return {
-        "segresnet": {"seconds": segresnet_seconds, "input": list(x3d.shape),
-                      "ratio_to_recoseg": segresnet_seconds / ours_seconds,
-                      "parameters": sum(p.numel() for p in segresnet.parameters())},
-        "nnunet_2d": {"seconds": nnunet_seconds, "slices": brain_slices, "slice_side": side,
-                      "ratio_to_recoseg": nnunet_seconds / ours_seconds,
-                      "parameters": sum(p.numel() for p in nnunet2d.parameters()),
-                      "note": f"timed on one batch of {batch} slices, scaled to the patient's brain slices"},
-        "recoseg_network_seconds": ours_seconds,
-    }
+    return {"nnunet_2d": {"seconds": nnunet_seconds, "slices": brain_slices, "slice_side": side,
+                          "ratio_to_recoseg": nnunet_seconds / ours_seconds,
+                          "parameters": sum(p.numel() for p in nnunet2d.parameters()),
+                          "note": f"timed on one batch of {batch} slices, scaled to the patient's brain slices"},
+            "recoseg_network_seconds": ours_seconds}
 
 
 def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
     """Every speed figure of the benchmark, measured in one run."""
     device = resolve_device(device_name)
     patient = speed_patient(work)
-    stages = stage_times(patient, work, plan.speed_repeats, device_name)
-    log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}), "
-        f"peak RSS {stages['peak_rss_gb']:.2f} GB")
     path, checksum = resolve_weights_path(None)
     weights = load_weights(path, ("seg",), checksum)
     prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
+    peer = segresnet_timer(prepared, device, plan.bf16) if plan.peers else None
+    stages = stage_times(patient, work, plan.speed_repeats, device_name, plan.bf16, peer)
+    log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}, "
+        f"{stages['precision']}), peak RSS {stages['peak_rss_gb']:.2f} GB")
+    if "ratio_to_segresnet" in stages:
+        log(f"SegResNet forward pass: {stages['segresnet_seconds_median']:.1f} s; segment / SegResNet = "
+            f"{stages['ratio_to_segresnet']:.2f}")
     peak = matmul_peak(device, max(3, plan.speed_repeats))
     networks = network_costs(weights, device, max(3, plan.speed_repeats), peak)
     samplers = sampler_sweep(weights, prepared, plan.sampler_settings,
                              None if plan.full_samplers else plan.sampler_slices, device, log)
     ours = stages["stage_seconds"]["synthesis"] + stages["stage_seconds"]["segmentation"]
-    peers = peer_times(prepared, device, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
+    peers = peer_times(prepared, device, plan.bf16, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
     return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "segment": stages, "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers,
-            "peers": peers}
+            "cpu": cpu_model(), "bf16_hardware": bf16_supported(device), "segment": stages,
+            "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers, "peers": peers}
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), with AVX512-BF16 support noted."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                "unknown")
+    return f"{name} ({'AVX512-BF16' if 'avx512_bf16' in info else 'no AVX512-BF16'})"

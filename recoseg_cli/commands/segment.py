@@ -1,18 +1,16 @@
-"""``recoseg segment``: whole-tumour masks for one patient or a folder of patients."""
+"""``recoseg segment``: BraTS sub-region masks for one patient or a folder of patients."""
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel
 import numpy as np
 import torch
-from scipy import ndimage
 
 from recoseg_cli import __version__
 from recoseg_cli.console import console, progress_bar, warn
@@ -21,12 +19,16 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError, RecosegError, WeightsError
 from recoseg_cli.inputs import assemble, needs_synthesis
 from recoseg_cli.io.discovery import Patient, discover_patient, find_patient_folders
-from recoseg_cli.io.nifti import save_volume, write_atomically
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.nifti import save_volume
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file, check_output_folder
-from recoseg_cli.metrics import slice_dice, volume_metrics
+from recoseg_cli.metrics import lesion_wise_dice, slice_dice, volume_metrics
 from recoseg_cli.overlay import write_overlay
-from recoseg_cli.pipeline import prepare_patient, residual_slices, restack, restack_in_brain, synthesize_t1ce
+from recoseg_cli.pipeline import (PreparedPatient, prepare_patient, residual_slices, restack, restack_in_brain,
+                                  synthesize_t1ce)
+from recoseg_cli.postprocess import PostprocessConfig, label_map, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.regions import REGIONS, region_mask
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
@@ -44,7 +46,8 @@ class SegmentOptions:
     seed: int = 0
     batch_size: int = 32
     threshold: float | None = None
-    min_component: int = 0
+    min_component_ml: float | None = None
+    whole_tumour_only: bool = False
     save: tuple[str, ...] = ()
     overlay: Path | None = None
     report: Path | None = None
@@ -66,6 +69,21 @@ class CaseResult:
     error: str | None = None
 
 
+@dataclass
+class Prediction:
+    """Region probabilities of one patient in its canonical voxel grid, before post-processing."""
+
+    prepared: PreparedPatient
+    probabilities: dict[str, np.ndarray]
+    synth: np.ndarray | None
+    seconds: dict[str, float]
+    warnings: list[str]
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.prepared.volumes.zooms)) / 1000.0
+
+
 class Predictor:
     """Loaded stage-1 and stage-2 models, reused across patients."""
 
@@ -76,20 +94,22 @@ class Predictor:
         extra = self.weights.extra
         self.channels = tuple(extra["channels"])
         self.preprocess = PreprocessConfig(**extra["preprocess"])
-        self.threshold = options.threshold if options.threshold is not None else float(extra["threshold"])
         self.sampler = options.sampler or SamplerConfig(**extra["sampler"])
-        targets = extra.get("targets", ["whole"])
-        if "whole" not in targets:
-            raise WeightsError(f"{path}: segments {', '.join(targets)} only; `segment` needs whole-tumour weights")
-        self.whole_channel = targets.index("whole")
+        self.targets = tuple(extra.get("targets", ["whole"]))
+        if "whole" not in self.targets:
+            raise WeightsError(f"{path}: segments {', '.join(self.targets)} only; `segment` needs whole-tumour weights")
+        chosen = PostprocessConfig(**extra.get("postprocess", {"threshold": float(extra["threshold"])}))
+        self.postprocess = replace(
+            chosen, threshold=chosen.threshold if options.threshold is None else options.threshold,
+            min_component_ml=chosen.min_component_ml if options.min_component_ml is None else options.min_component_ml)
         self.segmenter = Segmenter.from_weights(self.weights, self.device, options.bf16)
         self.synthesizer = None
         if extra.get("ddpm") is not None:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, options.bf16)
         self.options = options
 
-    def run(self, patient: Patient, output: Path, on_stage=None) -> dict:
-        """Segment one patient and write the mask (and asked-for extras); returns its report."""
+    def predict(self, patient: Patient, on_stage=None) -> Prediction:
+        """Region probabilities of one patient (no files written)."""
         seconds: dict[str, float] = {}
         warnings: list[str] = []
         clock = time.perf_counter()
@@ -117,68 +137,100 @@ class Predictor:
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
-        probabilities = self.segmenter.predict(inputs, sliced.brain, self.options.batch_size)[:, self.whole_channel]
+        slices = self.segmenter.predict(inputs, sliced.brain, self.options.batch_size)
+        probabilities = {region: restack(prepared, slices[:, k]) for k, region in enumerate(self.targets)}
         lap("segmentation")
+        return Prediction(prepared, probabilities, synth, seconds, warnings)
 
-        volumes = prepared.volumes
-        probability_volume = restack(prepared, probabilities)
-        mask = probability_volume >= self.threshold
-        if self.options.min_component > 0:
-            mask = drop_small_components(mask, self.options.min_component)
-        if not mask.any():
-            warnings.append("the mask is empty: no tumour found above the threshold")
-        save_volume(mask.astype(np.uint8), volumes.geometry, output, np.uint8)
+    def run(self, patient: Patient, output: Path, on_stage=None) -> dict:
+        """Segment one patient and write the mask (and asked-for extras); returns its report."""
+        prediction = self.predict(patient, on_stage)
+        prepared, volumes = prediction.prepared, prediction.prepared.volumes
+        clock = time.perf_counter()
+        masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
+        if not masks["whole"].any():
+            prediction.warnings.append("the mask is empty: no tumour found above the threshold")
+        labels = (masks["whole"].astype(np.uint8) if self.options.whole_tumour_only
+                  else label_map(masks, volumes.label_scheme))
+        save_volume(labels, volumes.geometry, output, np.uint8)
+        synth = prediction.synth
         wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
         residual_volume = restack_in_brain(prepared, residual_slices(prepared, synth)) if wants_residual else None
-        self._save_extras(output, prepared, probability_volume, residual_volume, synth)
-        lap("write")
+        self._save_extras(output, prediction, residual_volume)
+        prediction.seconds["write"] = round(time.perf_counter() - clock, 3)
+        if on_stage:
+            on_stage("write")
         if self.options.overlay is not None:
-            overlay_path = self._overlay_path(output, patient.case_id)
+            clock = time.perf_counter()
             image = volumes.images.get("t1ce", volumes.images["flair"])
-            write_overlay(overlay_path, image, residual_volume, mask, volumes.seg, prepared.sliced.volume_brain,
-                          patient.case_id)
-            lap("overlay")
-        for message in warnings:
+            write_overlay(self._overlay_path(output, patient.case_id), image, residual_volume, masks,
+                          volumes.seg, volumes.label_scheme, prepared.sliced.volume_brain, patient.case_id,
+                          prediction.voxel_ml)
+            prediction.seconds["overlay"] = round(time.perf_counter() - clock, 3)
+            if on_stage:
+                on_stage("overlay")
+        for message in prediction.warnings:
             warn(f"{patient.case_id}: {message}")
-        return self._report(patient, output, prepared, mask, seconds, warnings)
+        return self._report(patient, output, prediction, masks)
 
-    def _save_extras(self, output: Path, prepared, probabilities, residual, synth) -> None:
+    def _save_extras(self, output: Path, prediction: Prediction, residual) -> None:
+        prepared = prediction.prepared
         geometry = prepared.volumes.geometry
         clip = self.preprocess.clip
         if "probabilities" in self.options.save:
-            save_volume(probabilities, geometry, extra_path(output, "probabilities"), np.float32)
+            save_volume(prediction.probabilities["whole"], geometry, extra_path(output, "probabilities"), np.float32)
         if "residual" in self.options.save and residual is not None:
             save_volume(residual * clip, geometry, extra_path(output, "residual"), np.float32)
-        if "synth" in self.options.save and synth is not None:
-            save_volume(restack_in_brain(prepared, synth) * clip, geometry, extra_path(output, "synth"), np.float32)
+        if "synth" in self.options.save and prediction.synth is not None:
+            save_volume(restack_in_brain(prepared, prediction.synth) * clip, geometry, extra_path(output, "synth"),
+                        np.float32)
 
     def _overlay_path(self, output: Path, case_id: str) -> Path:
         overlay = Path(self.options.overlay)
         return overlay / f"{case_id}.png" if overlay.is_dir() else overlay
 
-    def _report(self, patient: Patient, output: Path, prepared, mask: np.ndarray, seconds: dict,
-                warnings: list[str]) -> dict:
-        zooms = prepared.volumes.geometry.zooms
+    def _report(self, patient: Patient, output: Path, prediction: Prediction, masks: dict[str, np.ndarray]) -> dict:
+        prepared = prediction.prepared
+        seconds = prediction.seconds
         report = {
             "case_id": patient.case_id, "output": str(output),
             "inputs": {m: str(p) for m, p in patient.images.items()},
-            "tumour_volume_ml": round(float(mask.sum()) * float(np.prod(zooms)) / 1000.0, 3),
+            "labels": "whole tumour = 1" if self.options.whole_tumour_only else prepared.volumes.label_scheme,
+            "volumes_ml": region_volumes_ml(masks, prediction.voxel_ml),
+            "tumour_volume_ml": round(float(masks["whole"].sum()) * prediction.voxel_ml, 3),
             "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
             "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
-            "warnings": warnings, "threshold": self.threshold, "sampler": self.sampler.to_dict(),
-            "channels": list(self.channels), "weights": str(self.weights.path), "weights_sha256": self.weights.sha256,
+            "warnings": prediction.warnings, "postprocess": self.postprocess.to_dict(),
+            "sampler": self.sampler.to_dict(), "channels": list(self.channels), "regions": list(self.targets),
+            "weights": str(self.weights.path), "weights_sha256": self.weights.sha256,
             "device": str(self.device), "precision": precision_name(self.device, self.options.bf16),
             "versions": package_versions(),
         }
         if prepared.volumes.seg is not None:
-            truth = prepared.volumes.seg > 0
-            metrics = volume_metrics(mask, truth, prepared.volumes.zooms)
-            slice_dices, slice_ious = slice_dice(mask, truth)
-            metrics.update({"slice_dice_mean": float(np.mean(slice_dices)) if slice_dices else float("nan"),
-                            "slice_iou_mean": float(np.mean(slice_ious)) if slice_ious else float("nan"),
-                            "tumour_slices": len(slice_dices)})
-            report["metrics_vs_ground_truth"] = metrics
+            report["metrics_vs_ground_truth"] = region_metrics(masks, prepared.volumes.seg, prepared.volumes.zooms)
         return report
+
+
+def region_volumes_ml(masks: dict[str, np.ndarray], voxel_ml: float) -> dict[str, float]:
+    """Volumes (mL) of the sub-regions (NCR/NET, edema, ET) and the regions (TC, WT)."""
+    voxels = {"necrotic": masks["core"] & ~masks["enhancing"], "edema": masks["whole"] & ~masks["core"],
+              "enhancing": masks["enhancing"], "core": masks["core"], "whole": masks["whole"]}
+    return {name: round(float(mask.sum()) * voxel_ml, 3) for name, mask in voxels.items()}
+
+
+def region_metrics(masks: dict[str, np.ndarray], seg: np.ndarray, spacing) -> dict[str, dict[str, float]]:
+    """Per region (whole, core, enhancing): volume Dice, IoU, HD95, sensitivity, specificity, lesion-wise Dice;
+    for the whole tumour also the per-slice Dice over slices with tumour."""
+    out = {}
+    for region in REGIONS:
+        truth = region_mask(seg, region)
+        metrics = volume_metrics(masks[region], truth, spacing)
+        metrics["lesion_dice"] = lesion_wise_dice(masks[region], truth)
+        metrics["truth_ml"] = round(float(truth.sum()) * float(np.prod(spacing)) / 1000.0, 3)
+        out[region] = metrics
+    slice_dices, _ = slice_dice(masks["whole"], region_mask(seg, "whole"))
+    out["whole"]["slice_dice_mean"] = float(np.mean(slice_dices)) if slice_dices else float("nan")
+    return out
 
 
 def extra_path(output: Path, kind: str) -> Path:
@@ -186,17 +238,6 @@ def extra_path(output: Path, kind: str) -> Path:
     name = output.name
     stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
-
-
-def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
-    """Remove connected components (26-connectivity) smaller than ``min_voxels``."""
-    labels, count = ndimage.label(mask, np.ones((3, 3, 3), bool))
-    if count == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_voxels
-    keep[0] = False
-    return keep[labels]
 
 
 def package_versions() -> dict[str, str]:
@@ -228,7 +269,9 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     if options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
-        console.print(f"{patient.case_id}: tumour {report['tumour_volume_ml']:.1f} mL, "
+        volumes = report["volumes_ml"]
+        console.print(f"{patient.case_id}: whole tumour {volumes['whole']:.1f} mL (core {volumes['core']:.1f}, "
+                      f"enhancing {volumes['enhancing']:.1f}), "
                       f"{report['seconds_total']:.1f} s -> {output}")
     return report
 
@@ -275,19 +318,3 @@ def _run_case(predictor: Predictor, folder: Path, output: Path, on_stage) -> Cas
     except Exception as error:  # an internal bug in one case must not stop the cohort; keep its traceback
         console.print(traceback.format_exc(), markup=False)
         return CaseResult(folder.name, output, error=f"internal error: {error.__class__.__name__}: {error}")
-
-
-def write_json(path: Path, data: dict) -> None:
-    """JSON with NaN written as null, so strict parsers read it."""
-    text = json.dumps(_nan_to_none(data), indent=2, allow_nan=False)
-    write_atomically(Path(path), lambda tmp: tmp.write_text(text))
-
-
-def _nan_to_none(value):
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value

@@ -15,6 +15,7 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.synthesis import StageOne, Synthesizer
+from recoseg_cli.training.augment import AugmentConfig, augment_batch
 
 VALIDATION_SLICES = 48
 
@@ -23,7 +24,8 @@ VALIDATION_SLICES = 48
 class DDPMStageConfig:
     """Everything that defines a stage-1 model; stored in its checkpoints and weights."""
 
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(in_channels=4, out_channels=1, time_embedding=True))
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(
+        in_channels=4, out_channels=1, widths=(16, 32, 64, 96), time_embedding=True, attention=False))
     schedule: str = "linear"
     num_steps: int = 1000
     loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
@@ -31,6 +33,9 @@ class DDPMStageConfig:
     """Leave tumour voxels (labelled subjects) out of the loss, so the model learns healthy T1ce."""
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     """Default sampler recorded in the weights."""
+    augment: AugmentConfig | None = field(default_factory=lambda: AugmentConfig(
+        intensity_scale=0, intensity_shift=0, gamma=0, bias_field=0, noise=0))
+    """Random rotation and zoom of training slices (all modalities alike); None: flips only."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +83,8 @@ class DDPMTask:
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         batch = self.train.arrays(*self.train.random_index(rng, batch_size))
+        if self.config.augment is not None:
+            batch = augment_batch(batch, rng, self.config.augment)
         images = torch.from_numpy(np.ascontiguousarray(batch["images"])).to(self.device)
         conditions, target = split_conditions(images)
         weight = torch.ones_like(target)

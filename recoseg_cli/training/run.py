@@ -80,6 +80,15 @@ def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir:
                          len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
 
 
+def fit_ddpm(train_subjects: list[CachedSubject], val_subjects: list[CachedSubject], preprocess: dict, run_dir: Path,
+             stage: DDPMStageConfig, train: TrainConfig, device: torch.device, resume: bool = False,
+             callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Train the conditional DDPM on given cached subjects (the cross-validation's per-fold entry point)."""
+    train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
+    return _fit_new_task("ddpm", lambda: DDPMTask(stage, train_set, val_set, preprocess, device), train, None,
+                         len(train_set), run_dir, device, resume, None, callbacks)
+
+
 def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
                device: str = "auto", resume: bool = False, epochs: float | None = None, workers: int = 1,
                val_fraction: float = 0.2, callbacks: Callbacks = Callbacks(),
@@ -133,6 +142,15 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
     torch_device = resolve_device(device)
     cache, manifest, subjects = load_training_cache(data, Path(run_dir), preprocess, workers, val_fraction, train.seed)
     train_subjects, val_subjects = labelled_split(subjects, stage.label_fraction, train.seed, data)
+    return fit_seg(cache, train_subjects, val_subjects, manifest["config"], run_dir, stage, train, ddpm_weights,
+                   sampler, torch_device, resume, epochs, callbacks, init_weights)
+
+
+def fit_seg(cache: Path, train_subjects: list[CachedSubject], val_subjects: list[CachedSubject], preprocess: dict,
+            run_dir: Path, stage: SegStageConfig, train: TrainConfig, ddpm_weights: Path | None,
+            sampler: SamplerConfig, device: torch.device, resume: bool = False, epochs: float | None = None,
+            callbacks: Callbacks = Callbacks(), init_weights: Path | None = None) -> TrainResult:
+    """Train the segmenter on given cached subjects, with residuals from ``ddpm_weights`` when its inputs need them."""
     ddpm_payload = None
     train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
     if needs_synthesis(stage.channels) or ("t1ce" in stage.channels and stage.t1ce_dropout > 0):
@@ -140,10 +158,10 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
             raise InputError("--ddpm-weights is needed: the segmenter's inputs (or --t1ce-dropout) use the "
                              "synthetic T1ce")
         weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "regressor", "seg")))
-        if weights.extra["preprocess"] != manifest["config"]:
+        if weights.extra["preprocess"] != preprocess:
             raise InputError(f"{ddpm_weights}: DDPM was trained on slices {weights.extra['preprocess']}, "
-                             f"the data has {manifest['config']}")
-        synthesizer = build_synthesizer(weights, torch_device)
+                             f"the data has {preprocess}")
+        synthesizer = build_synthesizer(weights, device)
         if callbacks.on_start:
             callbacks.on_start("synthesis", len(train_subjects) + len(val_subjects))
         done = iter(range(1, len(train_subjects) + len(val_subjects) + 1))
@@ -151,9 +169,8 @@ def train_seg(data: Path, run_dir: Path, stage: SegStageConfig, train: TrainConf
                                  on_subject=lambda case: callbacks.on_step and callbacks.on_step(next(done), float("nan")))
         train_set, val_set = train_set.with_synth(synth), val_set.with_synth(synth)
         ddpm_payload = weights.payload()
-    return _fit_new_task("seg", lambda: SegTask(stage, train_set, val_set, manifest["config"], torch_device,
-                                                ddpm_payload, sampler),
-                         train, epochs, len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
+    return _fit_new_task("seg", lambda: SegTask(stage, train_set, val_set, preprocess, device, ddpm_payload, sampler),
+                         train, epochs, len(train_set), run_dir, device, resume, init_weights, callbacks)
 
 
 def train_stages(stage: str, data: Path, output: Path, train: TrainConfig, preprocess: PreprocessConfig,

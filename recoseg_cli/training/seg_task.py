@@ -8,14 +8,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
 from recoseg_cli.metrics import dice
 from recoseg_cli.models.unet import UNet, UNetConfig
-from recoseg_cli.regions import region_stack
+from recoseg_cli.regions import REGIONS, region_stack
 from recoseg_cli.segmentation import Segmenter
+from recoseg_cli.training.augment import AugmentConfig, augment_batch, intensity
 
 
 @dataclass(frozen=True)
@@ -23,15 +25,17 @@ class SegStageConfig:
     """Everything that defines a stage-2 model; stored in its checkpoints and weights."""
 
     unet: UNetConfig = field(default_factory=lambda: UNetConfig(
-        in_channels=len(DEFAULT_CHANNELS), out_channels=1, widths=(16, 32, 64, 96), time_embedding=False,
+        in_channels=len(DEFAULT_CHANNELS), out_channels=len(REGIONS), widths=(16, 32, 64, 96), time_embedding=False,
         attention=False))
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     t1ce_dropout: float = 0.15
     """Fraction of training slices shown as if T1ce were missing (synthetic T1ce, zero residual)."""
     label_fraction: float = 1.0
     threshold: float = 0.5
-    targets: tuple[str, ...] = ("whole",)
+    targets: tuple[str, ...] = REGIONS
     """Tumour regions, one output channel each (see ``regions.REGIONS``)."""
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    """Random transforms of training slices; None trains on the slices as they are (flips only)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,8 +75,15 @@ class SegTask:
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         arrays = self.train.arrays(*self.train.random_index(rng, batch_size))
+        augment = self.config.augment
+        if augment is not None:
+            arrays = augment_batch(arrays, rng, augment)
         missing = rng.random(batch_size) < self.config.t1ce_dropout if "synth" in arrays else None
-        x = torch.from_numpy(self.inputs(arrays, missing)).to(self.device)
+        inputs = self.inputs(arrays, missing)
+        if augment is not None:
+            images = [i for i, name in enumerate(self.config.channels) if name in MODALITIES or name == "synth"]
+            inputs[:, images] = intensity(inputs[:, images], arrays["brain"], rng, augment)
+        x = torch.from_numpy(inputs).to(self.device)
         target = torch.from_numpy(region_stack(arrays["seg"], self.config.targets)).to(self.device)
         return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target)
 

@@ -1,0 +1,248 @@
+"""Patient-level cross-validation of the whole method: per fold, train stage 1 and stage 2, segment held-out cases.
+
+Every case is scored once, by models (DDPM and segmenter) that never saw it. Each fold's folder holds its
+weights, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from recoseg_cli.commands.segment import Predictor, SegmentOptions, region_metrics
+from recoseg_cli.constants import MODALITIES
+from recoseg_cli.data.cache import CachedSubject
+from recoseg_cli.devices import resolve_device
+from recoseg_cli.diffusion.losses import DiffusionLossConfig
+from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.errors import InputError
+from recoseg_cli.inputs import DEFAULT_CHANNELS
+from recoseg_cli.io.discovery import discover_patient
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio
+from recoseg_cli.pipeline import residual_slices, restack_in_brain
+from recoseg_cli.postprocess import PostprocessConfig, region_masks
+from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.regions import REGIONS, region_mask
+from recoseg_cli.training.data import load_training_cache
+from recoseg_cli.training.ddpm_task import DDPMStageConfig
+from recoseg_cli.training.loop import TrainConfig
+from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_seg
+from recoseg_cli.training.seg_task import SegStageConfig
+
+VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
+"""Segmenters compared in every fold: the method (modalities + residual) and the four modalities alone."""
+
+DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
+"""Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
+
+POSTPROCESS_CANDIDATES = tuple(PostprocessConfig(0.5, component, enhancing)
+                               for component in (0.0, 0.25, 1.0) for enhancing in (0.0, 0.3))
+"""Post-processing settings scored on every held-out case (mL floors for WT components and for ET)."""
+
+
+@dataclass(frozen=True)
+class CrossValConfig:
+    """Folds and training budgets of a cross-validation run; saved in its results."""
+
+    folds: int = 5
+    seed: int = 0
+    ddpm_steps: int = 1000
+    seg_steps: int = 1200
+    batch_size: int = 16
+    bf16: bool = True
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    size: int = 120
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def assign_folds(case_ids: list[str], folds: int, seed: int) -> dict[str, int]:
+    """Fold of each case: a seeded permutation of the sorted case ids dealt round-robin into ``folds`` folds."""
+    if not 2 <= folds <= len(case_ids):
+        raise InputError(f"--folds {folds}: need between 2 and the number of cases ({len(case_ids)})")
+    order = np.random.default_rng([seed, 29]).permutation(sorted(case_ids))
+    return {str(case): i % folds for i, case in enumerate(order)}
+
+
+def _train_config(config: CrossValConfig, steps: int, fold: int) -> TrainConfig:
+    return TrainConfig(max_steps=steps, batch_size=config.batch_size, seed=config.seed + fold, bf16=config.bf16,
+                       val_every=max(steps // 4, 1), checkpoint_every=100)
+
+
+def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
+                config: CrossValConfig, device: torch.device, callbacks: Callbacks) -> dict[str, Path]:
+    """Stage 1 and each variant's segmenter on the fold's training cases; returns segmenter weights by variant."""
+    monitor = subjects[:2]
+    """Training cases that also serve the loop's validation log; the cross-validation uses final (EMA) weights."""
+    ddpm_dir = fold_dir / "ddpm"
+    if not (ddpm_dir / "last.pt").is_file():
+        fit_ddpm(subjects, monitor, preprocess, ddpm_dir, DDPM_RECIPE,
+                 _train_config(config, config.ddpm_steps, fold), device, (ddpm_dir / "checkpoint.pt").is_file(),
+                 callbacks)
+    weights = {}
+    for variant in config.variants:
+        channels = VARIANTS[variant]
+        stage = SegStageConfig(unet=replace(SegStageConfig().unet, in_channels=len(channels)), channels=channels,
+                               t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
+        seg_dir = fold_dir / variant
+        if not (seg_dir / "last.pt").is_file():
+            fit_seg(cache, subjects, monitor, preprocess, seg_dir, stage, _train_config(config, config.seg_steps, fold),
+                    ddpm_dir / "last.pt", SamplerConfig(), device, (seg_dir / "checkpoint.pt").is_file(),
+                    callbacks=callbacks)
+        weights[variant] = seg_dir / "last.pt"
+    return weights
+
+
+def _percentile_unit(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """BraSyn normalization: clip at the volume's own 0.5 and 99.5 percentiles (in the brain), scale to [0, 1]."""
+    low, high = np.percentile(volume[brain], [0.5, 99.5])
+    return np.where(brain, (np.clip(volume, low, high) - low) / max(high - low, 1e-6), 0.0)
+
+
+def synthesis_scores(prediction, seg: np.ndarray, spacing) -> dict[str, float]:
+    """BraSyn-protocol SSIM/PSNR of the synthetic T1ce and of the real T1 standing in for it; ET/healthy residual."""
+    prepared = prediction.prepared
+    brain = prepared.sliced.volume_brain
+    images = prepared.volumes.images
+    real = _percentile_unit(images["t1ce"], brain)
+    tumour = region_mask(seg, "whole")
+    scores = {}
+    for name, candidate in (("synth", restack_in_brain(prepared, prediction.synth)), ("t1", images["t1"])):
+        metrics = region_synthesis_metrics(real, _percentile_unit(candidate, brain), brain, tumour, spacing, 1.0)
+        scores.update({f"{name}_{key}": value for key, value in metrics.items()})
+    enhancing = region_mask(seg, "enhancing") & brain
+    if enhancing.any():
+        residual = restack_in_brain(prepared, residual_slices(prepared, prediction.synth))
+        far = ndimage.distance_transform_edt(~tumour, sampling=spacing) > 3.0
+        scores["residual_ratio"] = residual_ratio(residual, enhancing, brain & far)
+    return scores
+
+
+def evaluate_case(predictor: Predictor, folder: Path, with_synthesis: bool) -> dict:
+    """Metrics of one held-out case for every post-processing candidate (and stage 1 when asked)."""
+    patient = discover_patient(folder)
+    prediction = predictor.predict(patient)
+    volumes = prediction.prepared.volumes
+    if volumes.seg is None:
+        raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
+    out = {"case_id": patient.case_id, "seconds": prediction.seconds,
+           "postprocess": [region_metrics(region_masks(prediction.probabilities, candidate, prediction.voxel_ml),
+                                          volumes.seg, volumes.zooms) for candidate in POSTPROCESS_CANDIDATES]}
+    if with_synthesis and prediction.synth is not None:
+        out["synthesis"] = synthesis_scores(prediction, volumes.seg, volumes.zooms)
+    return out
+
+
+def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str = "auto",
+                 callbacks: Callbacks = Callbacks(), on_case: Callable[[str], None] | None = None) -> dict:
+    """Train and score every fold (resuming finished parts), then write ``results.json`` and ``results.md``."""
+    torch_device = resolve_device(device)
+    output = Path(output)
+    cache, manifest, subjects = load_training_cache(data, output, PreprocessConfig(size=config.size), 1, 0.0,
+                                                    config.seed)
+    unlabelled = [s.case_id for s in subjects if s.seg is None]
+    if unlabelled:
+        raise InputError(f"{data}: cross-validation needs labels; no segmentation for {', '.join(unlabelled)}")
+    folds = assign_folds([s.case_id for s in subjects], config.folds, config.seed)
+    folders = {entry["case_id"]: Path(entry["folder"]) for entry in manifest["subjects"]}
+    cases: dict[str, list[dict]] = {variant: [] for variant in config.variants}
+    for fold in range(config.folds):
+        fold_dir = output / f"fold{fold}"
+        training = [s for s in subjects if folds[s.case_id] != fold]
+        weights = _train_fold(cache, training, manifest["config"], fold_dir, fold, config, torch_device, callbacks)
+        for variant, path in weights.items():
+            scores_path = fold_dir / variant / "scores.json"
+            if not scores_path.is_file():
+                predictor = Predictor(SegmentOptions(weights=path, device=device, bf16=config.bf16, quiet=True))
+                scores = []
+                for case in sorted(c for c, f in folds.items() if f == fold):
+                    scores.append({**evaluate_case(predictor, folders[case], variant == "recoseg"), "fold": fold})
+                    if on_case:
+                        on_case(f"fold {fold} {variant}: {case}")
+                write_json(scores_path, {"cases": scores})
+            cases[variant] += json.loads(scores_path.read_text())["cases"]
+    results = summarize(cases, config, folds)
+    write_json(output / "results.json", results)
+    write_atomically(output / "results.md", lambda tmp: tmp.write_text(results_markdown(results)))
+    return results
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    array = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
+    if not len(array):
+        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "min": float("nan"),
+                "max": float("nan"), "n": 0}
+    return {"mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)),
+            "min": float(array.min()), "max": float(array.max()), "n": int(len(array))}
+
+
+def region_summary(cases: list[dict], candidate: int) -> dict:
+    """Per region: Dice, HD95 and lesion-wise Dice statistics over cases; whole tumour also per-slice Dice."""
+    out = {}
+    for region in REGIONS:
+        metrics = [case["postprocess"][candidate][region] for case in cases]
+        out[region] = {key: _stats([m[key] for m in metrics]) for key in ("dice", "hd95", "lesion_dice")}
+    out["whole"]["slice_dice"] = _stats([case["postprocess"][candidate]["whole"]["slice_dice_mean"] for case in cases])
+    return out
+
+
+def choose_postprocess(cases: list[dict]) -> int:
+    """Index of the candidate with the best mean Dice over WT, TC and ET (the first, least aggressive, on ties)."""
+    scores = [np.mean([np.mean([case["postprocess"][k][r]["dice"] for case in cases]) for r in REGIONS])
+              for k in range(len(POSTPROCESS_CANDIDATES))]
+    return int(np.argmax(np.round(scores, 4)))
+
+
+def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[str, int]) -> dict:
+    """Overall and per-fold statistics for each variant, with no post-processing and with the chosen one."""
+    chosen = choose_postprocess(cases["recoseg"] if "recoseg" in cases else next(iter(cases.values())))
+    results = {"config": config.to_dict(), "folds": folds, "postprocess_candidates":
+               [c.to_dict() for c in POSTPROCESS_CANDIDATES], "chosen_postprocess": chosen, "variants": {}}
+    for variant, variant_cases in cases.items():
+        entry = {"none": region_summary(variant_cases, 0), "chosen": region_summary(variant_cases, chosen),
+                 "per_fold": {str(f): region_summary([c for c in variant_cases if c["fold"] == f], chosen)
+                              for f in range(config.folds)},
+                 "cases": variant_cases}
+        synthesis = [c["synthesis"] for c in variant_cases if "synthesis" in c]
+        if synthesis:
+            keys = sorted({k for s in synthesis for k in s})
+            entry["synthesis"] = {k: _stats([s.get(k, float("nan")) for s in synthesis]) for k in keys}
+        results["variants"][variant] = entry
+    return results
+
+
+def _cell(stats: dict, digits: int = 3) -> str:
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (median {stats['median']:.{digits}f})"
+
+
+def results_markdown(results: dict) -> str:
+    """A human-readable summary of ``results.json``."""
+    chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
+    lines = [f"# Cross-validation ({results['config']['folds']} folds, {sum(1 for _ in results['folds'])} cases)", "",
+             f"Post-processing chosen: {chosen.to_dict()}", ""]
+    for variant, entry in results["variants"].items():
+        for label in ("none", "chosen"):
+            lines += [f"## {variant}, post-processing: {label}", "", "| region | Dice | HD95 (mm) | lesion-wise Dice |",
+                      "| --- | --- | --- | --- |"]
+            for region in REGIONS:
+                stats = entry[label][region]
+                lines.append(f"| {region} | {_cell(stats['dice'])} | {_cell(stats['hd95'], 1)} | "
+                             f"{_cell(stats['lesion_dice'])} |")
+            lines += ["", f"Per-slice whole-tumour Dice: {_cell(entry[label]['whole']['slice_dice'])}", ""]
+        lines += [f"### {variant}: per fold (chosen post-processing), mean Dice WT / TC / ET", ""]
+        for fold, summary in entry["per_fold"].items():
+            lines.append(f"- fold {fold}: " + " / ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS))
+        if "synthesis" in entry:
+            lines += ["", "### Stage 1 (BraSyn protocol, held-out cases)", ""]
+            lines += [f"- {key}: {_cell(stats)}" for key, stats in entry["synthesis"].items()]
+        lines.append("")
+    return "\n".join(lines)
