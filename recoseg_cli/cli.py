@@ -272,6 +272,7 @@ def crossval(
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
     seg_steps: int = typer.Option(1200, min=1, help="Segmenter optimizer steps per fold and variant."),
     batch_size: int = typer.Option(16, min=1, help="Slices per step."),
+    size: int = typer.Option(120, min=16, help="Slice side S."),
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
@@ -287,7 +288,7 @@ def crossval(
     if not chosen or any(v not in VARIANTS for v in chosen):
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
-                            batch_size=batch_size, bf16=bf16, variants=chosen)
+                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")
         callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),

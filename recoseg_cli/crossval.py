@@ -147,6 +147,7 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     """Train and score every fold (resuming finished parts), then write ``results.json`` and ``results.md``."""
     torch_device = resolve_device(device)
     output = Path(output)
+    _claim(output, config)
     cache, manifest, subjects = load_training_cache(data, output, PreprocessConfig(size=config.size), 1, 0.0,
                                                     config.seed)
     unlabelled = [s.case_id for s in subjects if s.seg is None]
@@ -158,13 +159,16 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     for fold in range(config.folds):
         fold_dir = output / f"fold{fold}"
         training = [s for s in subjects if folds[s.case_id] != fold]
+        held_out = sorted(c for c, f in folds.items() if f == fold)
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        write_json(fold_dir / "cases.json", {"train": [s.case_id for s in training], "test": held_out})
         weights = _train_fold(cache, training, manifest["config"], fold_dir, fold, config, torch_device, callbacks)
         for variant, path in weights.items():
             scores_path = fold_dir / variant / "scores.json"
             if not scores_path.is_file():
                 predictor = Predictor(SegmentOptions(weights=path, device=device, bf16=config.bf16, quiet=True))
                 scores = []
-                for case in sorted(c for c, f in folds.items() if f == fold):
+                for case in held_out:
                     scores.append({**evaluate_case(predictor, folders[case], variant == "recoseg"), "fold": fold})
                     if on_case:
                         on_case(f"fold {fold} {variant}: {case}")
@@ -174,6 +178,17 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     write_json(output / "results.json", results)
     write_atomically(output / "results.md", lambda tmp: tmp.write_text(results_markdown(results)))
     return results
+
+
+def _claim(output: Path, config: CrossValConfig) -> None:
+    """Record the run's configuration in ``output``; refuse a folder that holds a run with another one."""
+    record = output / "crossval.json"
+    if record.is_file():
+        if json.loads(record.read_text()) != json.loads(json.dumps(config.to_dict())):
+            raise InputError(f"{output}: holds a cross-validation with another configuration; use another folder")
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(record, config.to_dict())
 
 
 def _stats(values: list[float]) -> dict[str, float]:

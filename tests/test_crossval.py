@@ -1,0 +1,48 @@
+"""Cross-validation: folds by patient, every case scored once by models that never saw it."""
+
+import json
+
+import pytest
+
+from conftest import TINY, run_cli
+from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds
+from recoseg_cli.data.synthetic import generate_patient, write_patient
+
+
+def test_folds_partition_the_patients():
+    cases = [f"case{i:02d}" for i in range(22)]
+    folds = assign_folds(cases, 5, seed=0)
+    assert set(folds) == set(cases) and set(folds.values()) == set(range(5))
+    sizes = sorted(list(folds.values()).count(f) for f in range(5))
+    assert sizes == [4, 4, 4, 5, 5]
+    assert assign_folds(list(reversed(cases)), 5, seed=0) == folds
+    assert assign_folds(cases, 5, seed=1) != folds
+
+
+@pytest.mark.slow
+def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, capsys):
+    for seed in range(3):
+        case = f"Synth_{seed:05d}"
+        write_patient(tmp_path / "cohort" / case, case, generate_patient(seed, TINY), TINY.affine)
+    out = tmp_path / "cv"
+    code, stdout, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "3",
+                                 "--ddpm-steps", "2", "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu"],
+                                capsys)
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    for variant in ("recoseg", "modalities"):
+        scored = [case["case_id"] for case in results["variants"][variant]["cases"]]
+        assert sorted(scored) == [f"Synth_{s:05d}" for s in range(3)]
+    for fold in range(3):
+        split = json.loads((out / f"fold{fold}" / "cases.json").read_text())
+        assert not set(split["train"]) & set(split["test"]) and len(split["train"]) + len(split["test"]) == 3
+        assert {results["folds"][c] for c in split["test"]} == {fold}
+    case = results["variants"]["recoseg"]["cases"][0]
+    assert len(case["postprocess"]) == len(POSTPROCESS_CANDIDATES) and "synthesis" in case
+    assert "recoseg, post-processing: none" in (out / "results.md").read_text()
+    code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "2", "--size", "32"],
+                           capsys)
+    assert code == 2 and "another configuration" in err
+    code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", tmp_path / "cv4", "--folds", "4",
+                            "--size", "32"], capsys)
+    assert code == 2 and "--folds 4" in err
