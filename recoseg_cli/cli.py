@@ -270,7 +270,9 @@ def crossval(
     output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
     folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
-    seg_steps: int = typer.Option(1200, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_steps: int = typer.Option(1000, min=1, help="Segmenter optimizer steps per fold and variant."),
+    ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
+    seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
     batch_size: int = typer.Option(16, min=1, help="Slices per step."),
     size: int = typer.Option(120, min=16, help="Slice side S."),
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
@@ -287,7 +289,8 @@ def crossval(
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     if not chosen or any(v not in VARIANTS for v in chosen):
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
-    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
+    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps, ddpm_lr=ddpm_lr,
+                            seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")

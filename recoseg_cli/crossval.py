@@ -44,7 +44,7 @@ DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
 """Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
 
 POSTPROCESS_CANDIDATES = tuple(PostprocessConfig(0.5, component, enhancing)
-                               for component in (0.0, 0.25, 1.0) for enhancing in (0.0, 0.3))
+                               for component in (0.0, 0.25, 1.0, 3.0) for enhancing in (0.0, 0.3))
 """Post-processing settings scored on every held-out case (mL floors for WT components and for ET)."""
 
 
@@ -55,7 +55,9 @@ class CrossValConfig:
     folds: int = 5
     seed: int = 0
     ddpm_steps: int = 1000
-    seg_steps: int = 1200
+    seg_steps: int = 1000
+    ddpm_lr: float = 2e-4
+    seg_lr: float = 1e-3
     batch_size: int = 16
     bf16: bool = True
     variants: tuple[str, ...] = tuple(VARIANTS)
@@ -73,9 +75,9 @@ def assign_folds(case_ids: list[str], folds: int, seed: int) -> dict[str, int]:
     return {str(case): i % folds for i, case in enumerate(order)}
 
 
-def _train_config(config: CrossValConfig, steps: int, fold: int) -> TrainConfig:
-    return TrainConfig(max_steps=steps, batch_size=config.batch_size, seed=config.seed + fold, bf16=config.bf16,
-                       val_every=max(steps // 4, 1), checkpoint_every=100)
+def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> TrainConfig:
+    return TrainConfig(max_steps=steps, batch_size=config.batch_size, lr=lr, seed=config.seed + fold,
+                       bf16=config.bf16, val_every=max(steps // 4, 1), checkpoint_every=100)
 
 
 def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
@@ -86,8 +88,8 @@ def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fo
     ddpm_dir = fold_dir / "ddpm"
     if not (ddpm_dir / "last.pt").is_file():
         fit_ddpm(subjects, monitor, preprocess, ddpm_dir, DDPM_RECIPE,
-                 _train_config(config, config.ddpm_steps, fold), device, (ddpm_dir / "checkpoint.pt").is_file(),
-                 callbacks)
+                 _train_config(config, config.ddpm_steps, config.ddpm_lr, fold), device,
+                 (ddpm_dir / "checkpoint.pt").is_file(), callbacks)
     weights = {}
     for variant in config.variants:
         channels = VARIANTS[variant]
@@ -95,9 +97,9 @@ def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fo
                                t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
-            fit_seg(cache, subjects, monitor, preprocess, seg_dir, stage, _train_config(config, config.seg_steps, fold),
-                    ddpm_dir / "last.pt", SamplerConfig(), device, (seg_dir / "checkpoint.pt").is_file(),
-                    callbacks=callbacks)
+            fit_seg(cache, subjects, monitor, preprocess, seg_dir, stage,
+                    _train_config(config, config.seg_steps, config.seg_lr, fold), ddpm_dir / "last.pt",
+                    SamplerConfig(), device, (seg_dir / "checkpoint.pt").is_file(), callbacks=callbacks)
         weights[variant] = seg_dir / "last.pt"
     return weights
 

@@ -118,6 +118,8 @@ def lesion_wise_dice(prediction: np.ndarray, truth: np.ndarray, dilation: int = 
     p, t = prediction.astype(bool), truth.astype(bool)
     if not p.any() and not t.any():
         return 1.0
+    box = _bounding_box(p | t, margin=dilation + 1)
+    p, t = p[box], t[box]
     connectivity = np.ones((3,) * t.ndim, bool)
     grouped, lesions = ndimage.label(ndimage.binary_dilation(t, connectivity, iterations=dilation) if t.any() else t,
                                      connectivity)

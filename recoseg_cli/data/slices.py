@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -55,6 +56,18 @@ class SliceSet:
                 value[flip] = value[flip][..., ::-1, :]
         return out
 
-    def random_index(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Random slice indices and left-right flips (half of them)."""
-        return rng.integers(0, len(self), size), rng.random(size) < 0.5
+    def random_index(self, rng: np.random.Generator, size: int,
+                     foreground: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Random slice indices and left-right flips (half of them); about ``foreground`` of the indices are
+        drawn from slices that hold tumour (all uniformly when none does)."""
+        index = rng.integers(0, len(self), size)
+        tumour = self.tumour_slices
+        if foreground > 0 and len(tumour):
+            chosen = rng.random(size) < foreground
+            index[chosen] = tumour[rng.integers(0, len(tumour), int(chosen.sum()))]
+        return index, rng.random(size) < 0.5
+
+    @cached_property
+    def tumour_slices(self) -> np.ndarray:
+        """Indices of the slices whose labels hold tumour."""
+        return np.flatnonzero(self.seg.reshape(len(self.seg), -1).any(axis=1))

@@ -34,6 +34,8 @@ class SegStageConfig:
     threshold: float = 0.5
     targets: tuple[str, ...] = REGIONS
     """Tumour regions, one output channel each (see ``regions.REGIONS``)."""
+    foreground_fraction: float = 0.5
+    """Share of each batch drawn from slices with tumour (the rest uniformly from all brain slices)."""
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     """Random transforms of training slices; None trains on the slices as they are (flips only)."""
 
@@ -74,7 +76,7 @@ class SegTask:
         return assemble(arrays["images"], arrays["brain"], self.config.channels, arrays.get("synth"), missing)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
-        arrays = self.train.arrays(*self.train.random_index(rng, batch_size))
+        arrays = self.train.arrays(*self.train.random_index(rng, batch_size, self.config.foreground_fraction))
         augment = self.config.augment
         if augment is not None:
             arrays = augment_batch(arrays, rng, augment)
