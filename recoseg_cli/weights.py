@@ -15,7 +15,7 @@ from recoseg_cli.io.nifti import write_atomically
 
 FORMAT = "recoseg-weights/1"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
-BUNDLED_FILE = "recoseg_synthetic.pt"
+BUNDLED_FILE = "recoseg_brats18.pt"
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"
 
