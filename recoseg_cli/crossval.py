@@ -18,7 +18,7 @@ from scipy import ndimage
 from recoseg_cli.commands.segment import Predictor, SegmentOptions, region_metrics
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.cache import CachedSubject
-from recoseg_cli.devices import resolve_device
+from recoseg_cli.devices import machine_description, resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
@@ -30,7 +30,7 @@ from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio
 from recoseg_cli.pipeline import residual_slices, restack_in_brain
 from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.regions import REGIONS, region_mask
+from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS, region_mask
 from recoseg_cli.training.data import load_training_cache
 from recoseg_cli.training.ddpm_task import DDPMStageConfig
 from recoseg_cli.training.loop import TrainConfig
@@ -176,7 +176,7 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
                         on_case(f"fold {fold} {variant}: {case}")
                 write_json(scores_path, {"cases": scores})
             cases[variant] += json.loads(scores_path.read_text())["cases"]
-    results = summarize(cases, config, folds)
+    results = summarize(cases, config, folds, str(data))
     write_json(output / "results.json", results)
     write_atomically(output / "results.md", lambda tmp: tmp.write_text(results_markdown(results)))
     return results
@@ -219,11 +219,23 @@ def choose_postprocess(cases: list[dict]) -> int:
     return int(np.argmax(np.round(scores, 4)))
 
 
-def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[str, int]) -> dict:
-    """Overall and per-fold statistics for each variant, with no post-processing and with the chosen one."""
+def paired_difference(first: list[float], second: list[float], seed: int = 0,
+                      resamples: int = 10000) -> dict[str, float]:
+    """Mean of paired differences (first - second) with a 95% percentile-bootstrap confidence interval."""
+    diff = np.asarray(first, float) - np.asarray(second, float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(diff))}
+
+
+def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[str, int], data: str) -> dict:
+    """Overall and per-fold statistics for each variant, with no post-processing and with the chosen one,
+    and the paired difference between the variants per region."""
     chosen = choose_postprocess(cases["recoseg"] if "recoseg" in cases else next(iter(cases.values())))
-    results = {"config": config.to_dict(), "folds": folds, "postprocess_candidates":
-               [c.to_dict() for c in POSTPROCESS_CANDIDATES], "chosen_postprocess": chosen, "variants": {}}
+    results = {"data": data, "cases": len(folds), "machine": machine_description(), "config": config.to_dict(),
+               "folds": folds, "postprocess_candidates": [c.to_dict() for c in POSTPROCESS_CANDIDATES],
+               "chosen_postprocess": chosen, "variants": {}}
     for variant, variant_cases in cases.items():
         entry = {"none": region_summary(variant_cases, 0), "chosen": region_summary(variant_cases, chosen),
                  "per_fold": {str(f): region_summary([c for c in variant_cases if c["fold"] == f], chosen)
@@ -234,32 +246,69 @@ def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[
             keys = sorted({k for s in synthesis for k in s})
             entry["synthesis"] = {k: _stats([s.get(k, float("nan")) for s in synthesis]) for k in keys}
         results["variants"][variant] = entry
+    if {"recoseg", "modalities"} <= set(cases):
+        def dices(variant: str, region: str) -> list[float]:
+            by_case = {c["case_id"]: c["postprocess"][chosen][region]["dice"] for c in cases[variant]}
+            return [by_case[case] for case in sorted(by_case)]
+        results["residual_effect"] = {region: paired_difference(dices("recoseg", region), dices("modalities", region))
+                                      for region in REGIONS}
     return results
 
 
 def _cell(stats: dict, digits: int = 3) -> str:
-    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (median {stats['median']:.{digits}f})"
+    return (f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f} (median {stats['median']:.{digits}f}, "
+            f"{stats['min']:.{digits}f}–{stats['max']:.{digits}f})")
 
 
 def results_markdown(results: dict) -> str:
     """A human-readable summary of ``results.json``."""
+    config = results["config"]
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
-    lines = [f"# Cross-validation ({results['config']['folds']} folds, {sum(1 for _ in results['folds'])} cases)", "",
-             f"Post-processing chosen: {chosen.to_dict()}", ""]
+    lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
+             "", f"Machine: {results['machine']}. Per fold: DDPM {config['ddpm_steps']} steps (lr {config['ddpm_lr']}), "
+             f"segmenters {config['seg_steps']} steps (lr {config['seg_lr']}), batch {config['batch_size']}, "
+             f"slices {config['size']}², {'bf16' if config['bf16'] else 'fp32'} where supported, seed {config['seed']}.",
+             "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
+             "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "
+             "cases where both are non-empty. Values: mean ± std (median, min–max) over cases.", "",
+             f"Post-processing chosen by the mean Dice over WT, TC and ET of the `recoseg` variant: "
+             f"{chosen.to_dict()}; the `none` tables use no post-processing.", ""]
     for variant, entry in results["variants"].items():
         for label in ("none", "chosen"):
             lines += [f"## {variant}, post-processing: {label}", "", "| region | Dice | HD95 (mm) | lesion-wise Dice |",
                       "| --- | --- | --- | --- |"]
             for region in REGIONS:
                 stats = entry[label][region]
-                lines.append(f"| {region} | {_cell(stats['dice'])} | {_cell(stats['hd95'], 1)} | "
+                lines.append(f"| {REGION_ABBREVIATIONS[region]} | {_cell(stats['dice'])} | {_cell(stats['hd95'], 1)} | "
                              f"{_cell(stats['lesion_dice'])} |")
-            lines += ["", f"Per-slice whole-tumour Dice: {_cell(entry[label]['whole']['slice_dice'])}", ""]
-        lines += [f"### {variant}: per fold (chosen post-processing), mean Dice WT / TC / ET", ""]
+            lines += ["", f"Per-slice WT Dice (slices with tumour in the truth): "
+                          f"{_cell(entry[label]['whole']['slice_dice'])}", ""]
+        lines += [f"### {variant}: per fold (chosen post-processing)", "",
+                  "| fold | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |", "| --- | --- | --- | --- | --- | --- |"]
         for fold, summary in entry["per_fold"].items():
-            lines.append(f"- fold {fold}: " + " / ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS))
+            lines.append(f"| {fold} | {summary['whole']['dice']['n']} | " +
+                         " | ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS) +
+                         f" | {summary['whole']['hd95']['median']:.1f} |")
         if "synthesis" in entry:
-            lines += ["", "### Stage 1 (BraSyn protocol, held-out cases)", ""]
-            lines += [f"- {key}: {_cell(stats)}" for key, stats in entry["synthesis"].items()]
+            lines += ["", "### Stage 1 on held-out cases (BraSyn protocol: each volume clipped at its own 0.5–99.5 "
+                          "percentiles in the brain, scaled to [0, 1]; 3D SSIM and PSNR)", "",
+                      "| image standing in for T1ce | healthy SSIM | healthy PSNR (dB) | tumour SSIM | tumour PSNR (dB) |",
+                      "| --- | --- | --- | --- | --- |"]
+            synthesis = entry["synthesis"]
+            for name, label in (("synth", "synthetic T1ce (DDPM, one-step)"), ("t1", "real T1 (reference)")):
+                lines.append(f"| {label} | " + " | ".join(
+                    _cell(synthesis[f"{name}_{key}"], 3 if key.endswith("ssim") else 1)
+                    for key in ("healthy_ssim", "healthy_psnr", "tumour_ssim", "tumour_psnr")) + " |")
+            if "residual_ratio" in synthesis:
+                lines += ["", f"Residual in enhancing tumour / in healthy brain (3 mm from the tumour): "
+                              f"{_cell(synthesis['residual_ratio'], 2)} over {synthesis['residual_ratio']['n']} "
+                              "cases with enhancing tumour."]
+        lines.append("")
+    if "residual_effect" in results:
+        lines += ["## The residual's contribution: Dice of `recoseg` minus `modalities`, paired by case", "",
+                  "| region | mean difference | 95% bootstrap CI | cases |", "| --- | --- | --- | --- |"]
+        for region, diff in results["residual_effect"].items():
+            lines.append(f"| {REGION_ABBREVIATIONS[region]} | {diff['mean']:+.3f} | "
+                         f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] | {diff['n']} |")
         lines.append("")
     return "\n".join(lines)

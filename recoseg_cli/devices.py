@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -42,3 +45,21 @@ def autocast(device: torch.device, enabled: bool = True):
 
 def precision_name(device: torch.device, enabled: bool = True) -> str:
     return "bf16" if enabled and bf16_supported(device) else "fp32"
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), with AVX512-BF16 support noted."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                "unknown CPU")
+    return f"{name} ({'AVX512-BF16' if 'avx512_bf16' in info else 'no AVX512-BF16'})"
+
+
+def machine_description() -> str:
+    """CPU model and cores, GPU if any, and the torch version: the context of every timing and score."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
+    return f"{cpu_model()}, {cores} cores{gpu}, torch {torch.__version__}"

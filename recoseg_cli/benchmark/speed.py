@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from recoseg_cli.benchmark.plan import Plan
 from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.synthetic import write_cohort
-from recoseg_cli.devices import autocast, bf16_supported, resolve_device
+from recoseg_cli.devices import autocast, bf16_supported, cpu_model, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient
@@ -290,13 +290,3 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
             "cpu": cpu_model(), "bf16_hardware": bf16_supported(device), "segment": stages,
             "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers, "peers": peers}
 
-
-def cpu_model() -> str:
-    """The processor's model name (from /proc/cpuinfo on Linux), with AVX512-BF16 support noted."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                "unknown")
-    return f"{name} ({'AVX512-BF16' if 'avx512_bf16' in info else 'no AVX512-BF16'})"

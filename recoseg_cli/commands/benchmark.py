@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -11,21 +9,15 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 
 from recoseg_cli.benchmark.plan import QUICK, Plan
 from recoseg_cli.benchmark.report import aggregate, terminal_table, write_outputs
 from recoseg_cli.benchmark.speed import run_speed
 from recoseg_cli.benchmark.study import run_study
 from recoseg_cli.console import console
+from recoseg_cli.devices import machine_description
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import check_output_folder
-
-
-def machine_description() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return f"{platform.machine()} {platform.processor() or 'CPU'}, {cores} cores{gpu}, torch {torch.__version__}"
 
 
 def run_benchmark(plan: Plan, out: Path | None, data: Path | None, device: str, speed_only: bool,
