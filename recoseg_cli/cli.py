@@ -278,6 +278,8 @@ def crossval(
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
+    only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
+                                                             "by side); a run without it writes the summary."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -297,9 +299,9 @@ def crossval(
         callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
                               lambda number, loss: progress.update(task, completed=number))
         results = run_crossval(data, output, config, device, callbacks,
-                               on_case=lambda text: progress.update(task, info=text))
+                               on_case=lambda text: progress.update(task, info=text), only_fold=only_fold)
     if not quiet:
-        console.print(results_markdown(results))
+        console.print(results_markdown(results) if results else f"fold {only_fold} done in {output}")
 
 
 def _sampler(name: str, steps: int, start_step: int, eta: float):

@@ -145,8 +145,13 @@ def evaluate_case(predictor: Predictor, folder: Path, with_synthesis: bool) -> d
 
 
 def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str = "auto",
-                 callbacks: Callbacks = Callbacks(), on_case: Callable[[str], None] | None = None) -> dict:
-    """Train and score every fold (resuming finished parts), then write ``results.json`` and ``results.md``."""
+                 callbacks: Callbacks = Callbacks(), on_case: Callable[[str], None] | None = None,
+                 only_fold: int | None = None) -> dict | None:
+    """Train and score every fold (resuming finished parts), then write ``results.json`` and ``results.md``.
+
+    With ``only_fold``, train and score that fold alone and return None: separate processes (or machines
+    sharing the folder) can then run folds side by side, and a last run without it writes the summary.
+    """
     torch_device = resolve_device(device)
     output = Path(output)
     _claim(output, config)
@@ -158,7 +163,9 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     folds = assign_folds([s.case_id for s in subjects], config.folds, config.seed)
     folders = {entry["case_id"]: Path(entry["folder"]) for entry in manifest["subjects"]}
     cases: dict[str, list[dict]] = {variant: [] for variant in config.variants}
-    for fold in range(config.folds):
+    if only_fold is not None and not 0 <= only_fold < config.folds:
+        raise InputError(f"--only-fold {only_fold}: choose a fold from 0 to {config.folds - 1}")
+    for fold in range(config.folds) if only_fold is None else (only_fold,):
         fold_dir = output / f"fold{fold}"
         training = [s for s in subjects if folds[s.case_id] != fold]
         held_out = sorted(c for c, f in folds.items() if f == fold)
@@ -176,6 +183,8 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
                         on_case(f"fold {fold} {variant}: {case}")
                 write_json(scores_path, {"cases": scores})
             cases[variant] += json.loads(scores_path.read_text())["cases"]
+    if only_fold is not None:
+        return None
     results = summarize(cases, config, folds, str(data))
     write_json(output / "results.json", results)
     write_atomically(output / "results.md", lambda tmp: tmp.write_text(results_markdown(results)))

@@ -196,10 +196,10 @@ def sampler_slices(prepared: PreparedPatient, count: int | None) -> np.ndarray:
 
 
 def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[SamplerConfig, ...],
-                  count: int | None, device: torch.device, log: Log) -> list[dict]:
+                  count: int | None, device: torch.device, bf16: bool, log: Log) -> list[dict]:
     """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices."""
-    synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device)
-    segmenter = Segmenter.from_weights(weights, device)
+    synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device, bf16)
+    segmenter = Segmenter.from_weights(weights, device, bf16)
     timed = TimedModel(synthesizer.model, device)
     synthesizer.model = timed
     index = sampler_slices(prepared, count)
@@ -283,7 +283,7 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
     peak = matmul_peak(device, max(3, plan.speed_repeats))
     networks = network_costs(weights, device, max(3, plan.speed_repeats), peak)
     samplers = sampler_sweep(weights, prepared, plan.sampler_settings,
-                             None if plan.full_samplers else plan.sampler_slices, device, log)
+                             None if plan.full_samplers else plan.sampler_slices, device, plan.bf16, log)
     ours = stages["stage_seconds"]["synthesis"] + stages["stage_seconds"]["segmentation"]
     peers = peer_times(prepared, device, plan.bf16, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
     return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
