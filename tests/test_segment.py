@@ -99,6 +99,7 @@ def test_non_240_anisotropic_grid(tmp_path, tiny_volumes, tiny_weights, capsys):
         assert report["volumes_ml"][name] == pytest.approx((labels == value).sum() * voxel_ml, abs=1e-3)
     assert {"load", "preprocess", "synthesis", "segmentation", "write"} <= set(report["seconds"])
     assert report["weights_sha256"] and report["versions"]["torch"] and report["device"] == "cpu"
+    assert 0 < report["peak_rss_gb"] < 8
     assert "metrics_vs_ground_truth" in report
 
 

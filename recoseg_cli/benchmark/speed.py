@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,7 @@ def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool
     slices = reports[0]["slices_processed"]
     out = {"patient": str(patient), "repeats": repeats, "stage_seconds": stages,
            "wall_seconds_median": statistics.median(walls), "wall_seconds": walls,
-           "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+           "peak_rss_gb": max((r["peak_rss_gb"] or float("nan") for r in reports), default=float("nan")),
            "slices": slices, "precision": reports[0]["precision"], "device": reports[0]["device"],
            "synthesis_slices_per_s": slices / max(stages["synthesis"], 1e-9),
            "segmentation_slices_per_s": slices / max(stages["segmentation"], 1e-9)}

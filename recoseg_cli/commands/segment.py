@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -204,7 +205,7 @@ class Predictor:
             "sampler": self.sampler.to_dict(), "channels": list(self.channels), "regions": list(self.targets),
             "weights": str(self.weights.path), "weights_sha256": self.weights.sha256,
             "device": str(self.device), "precision": precision_name(self.device, self.options.bf16),
-            "versions": package_versions(),
+            "peak_rss_gb": peak_rss_gb(), "versions": package_versions(),
         }
         if prepared.volumes.seg is not None:
             report["metrics_vs_ground_truth"] = region_metrics(masks, prepared.volumes.seg, prepared.volumes.zooms)
@@ -238,6 +239,25 @@ def extra_path(output: Path, kind: str) -> Path:
     name = output.name
     stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
+
+
+def peak_rss_gb() -> float | None:
+    """Peak resident memory of this process so far, in GiB; None where the platform does not report it.
+
+    Linux: VmHWM, which starts afresh when the program starts (ru_maxrss would keep the peak of the parent
+    that forked it); elsewhere ru_maxrss (bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**20, 3)
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20), 3)
 
 
 def package_versions() -> dict[str, str]:
