@@ -55,7 +55,7 @@ class CrossValConfig:
     folds: int = 5
     seed: int = 0
     ddpm_steps: int = 1000
-    seg_steps: int = 1000
+    seg_steps: int = 800
     ddpm_lr: float = 2e-4
     seg_lr: float = 1e-3
     batch_size: int = 16
@@ -83,8 +83,7 @@ def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> T
 def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
                 config: CrossValConfig, device: torch.device, callbacks: Callbacks) -> dict[str, Path]:
     """Stage 1 and each variant's segmenter on the fold's training cases; returns segmenter weights by variant."""
-    monitor = subjects[:2]
-    """Training cases that also serve the loop's validation log; the cross-validation uses final (EMA) weights."""
+    monitor = subjects[:2]  # training cases for the loop's validation log; the folds use the final EMA weights
     ddpm_dir = fold_dir / "ddpm"
     if not (ddpm_dir / "last.pt").is_file():
         fit_ddpm(subjects, monitor, preprocess, ddpm_dir, DDPM_RECIPE,
