@@ -8,7 +8,7 @@ import numpy as np
 
 from recoseg_cli.io.nifti import write_atomically
 from recoseg_cli.metrics import dice
-from recoseg_cli.regions import region_mask
+from recoseg_cli.regions import region_mask, subregion_masks
 
 SUBREGION_COLOURS = (("edema", "#2ca02c"), ("necrotic", "#d62728"), ("enhancing", "#ffd700"))
 RESIDUAL_RANGE = (0.0, 0.5)
@@ -27,11 +27,6 @@ def tumour_slice(mask: np.ndarray, truth: np.ndarray | None, brain: np.ndarray) 
 def _display(plane: np.ndarray) -> np.ndarray:
     """Canonical (R, A) plane shown radiologically: anterior up, patient's right on the left of the screen."""
     return np.flipud(plane.T)[:, ::-1]
-
-
-def _subregions(masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"edema": masks["whole"] & ~masks["core"], "necrotic": masks["core"] & ~masks["enhancing"],
-            "enhancing": masks["enhancing"]}
 
 
 def _orientation_letters(axis) -> None:
@@ -58,8 +53,9 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     mri_axis, residual_axis = axes
     mri_axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
     handles = []
+    subregions = subregion_masks({region: mask[:, :, z] for region, mask in masks.items()})
     for name, colour in SUBREGION_COLOURS:
-        plane = _display(_subregions(masks)[name][:, :, z])
+        plane = _display(subregions[name])
         mri_axis.imshow(np.ma.masked_where(~plane, plane), cmap=ListedColormap([colour]), alpha=0.45, vmin=0, vmax=1)
         handles.append(Patch(color=colour, alpha=0.6, label=f"{name} (predicted)"))
     if truth is not None:

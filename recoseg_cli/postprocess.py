@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from recoseg_cli.regions import labels_from_regions
-
 CONNECTIVITY = np.ones((3, 3, 3), bool)
 """26-connectivity for connected components."""
 
@@ -53,8 +51,3 @@ def region_masks(probabilities: dict[str, np.ndarray], config: PostprocessConfig
     if enhancing.sum() * voxel_ml < config.min_enhancing_ml:
         enhancing = np.zeros_like(whole)
     return {"whole": whole, "core": core, "enhancing": enhancing}
-
-
-def label_map(masks: dict[str, np.ndarray], scheme: str) -> np.ndarray:
-    """uint8 BraTS labels in ``scheme`` from nested region masks."""
-    return labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme)

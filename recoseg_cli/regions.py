@@ -49,6 +49,12 @@ def labels_from_regions(whole: np.ndarray, core: np.ndarray, enhancing: np.ndarr
     return labels
 
 
+def subregion_masks(masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """NCR/NET, edema and ET voxels from nested region masks {whole, core, enhancing}."""
+    return {"necrotic": masks["core"] & ~masks["enhancing"], "edema": masks["whole"] & ~masks["core"],
+            "enhancing": masks["enhancing"]}
+
+
 def convert_labels(seg: np.ndarray, source: str, target: str) -> np.ndarray:
     """The same sub-regions written in another label scheme (BraTS2020 4 <-> BraTS2023 3)."""
     for scheme in (source, target):

@@ -5,7 +5,7 @@ import pytest
 
 from recoseg_cli.commands.segment import region_volumes_ml
 from recoseg_cli.metrics import lesion_wise_dice
-from recoseg_cli.postprocess import PostprocessConfig, label_map, region_masks
+from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.regions import convert_labels, labels_from_regions, region_mask, region_stack
 
 
@@ -71,7 +71,7 @@ def test_postprocess_on_an_anisotropic_grid():
     # 12 enhancing voxels are 0.009 mL: below a 0.01 mL floor they become necrotic core, not background
     small_et = region_masks(probabilities, PostprocessConfig(min_enhancing_ml=0.01), voxel_ml)
     assert not small_et["enhancing"].any() and small_et["core"].sum() == plain["core"].sum()
-    labels = label_map(small_et, "brats2023")
+    labels = labels_from_regions(small_et["whole"], small_et["core"], small_et["enhancing"], "brats2023")
     assert set(np.unique(labels)) == {0, 1, 2}
     volumes = region_volumes_ml(plain, voxel_ml)
     assert volumes["whole"] == pytest.approx(608 * voxel_ml, abs=1e-3)

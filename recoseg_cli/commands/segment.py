@@ -27,9 +27,9 @@ from recoseg_cli.metrics import lesion_wise_dice, slice_dice, volume_metrics
 from recoseg_cli.overlay import write_overlay
 from recoseg_cli.pipeline import (PreparedPatient, prepare_patient, residual_slices, restack, restack_in_brain,
                                   synthesize_t1ce)
-from recoseg_cli.postprocess import PostprocessConfig, label_map, region_masks
+from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.regions import REGIONS, region_mask
+from recoseg_cli.regions import REGIONS, labels_from_regions, region_mask, subregion_masks
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
@@ -152,7 +152,7 @@ class Predictor:
         if not masks["whole"].any():
             prediction.warnings.append("the mask is empty: no tumour found above the threshold")
         labels = (masks["whole"].astype(np.uint8) if self.options.whole_tumour_only
-                  else label_map(masks, volumes.label_scheme))
+                  else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], volumes.label_scheme))
         save_volume(labels, volumes.geometry, output, np.uint8)
         synth = prediction.synth
         wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
@@ -214,8 +214,7 @@ class Predictor:
 
 def region_volumes_ml(masks: dict[str, np.ndarray], voxel_ml: float) -> dict[str, float]:
     """Volumes (mL) of the sub-regions (NCR/NET, edema, ET) and the regions (TC, WT)."""
-    voxels = {"necrotic": masks["core"] & ~masks["enhancing"], "edema": masks["whole"] & ~masks["core"],
-              "enhancing": masks["enhancing"], "core": masks["core"], "whole": masks["whole"]}
+    voxels = {**subregion_masks(masks), "core": masks["core"], "whole": masks["whole"]}
     return {name: round(float(mask.sum()) * voxel_ml, 3) for name, mask in voxels.items()}
 
 
