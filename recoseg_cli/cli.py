@@ -201,7 +201,7 @@ def segment(
 ) -> None:
     """Segment the tumour sub-regions: a uint8 BraTS label mask (or binary whole tumour) in the patient's geometry."""
     from recoseg_cli.commands.segment import SegmentOptions, parse_shard, segment_cohort, segment_one
-    from recoseg_cli.io.discovery import is_patient_folder
+    from recoseg_cli.io.discovery import is_patient_folder, looks_like_one_patient
 
     save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth)) if on)
@@ -211,7 +211,7 @@ def segment(
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=parse_shard(shard),
         label_scheme=_label_scheme(labels), quiet=quiet, bf16=bf16)
-    if input is None or is_patient_folder(input):
+    if input is None or is_patient_folder(input) or looks_like_one_patient(input):
         segment_one(_patient(input, flair, t1, t1ce, t2, seg), output, options)
         return
     if any((flair, t1, t1ce, t2, seg)):
@@ -270,7 +270,8 @@ def crossval(
     output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
     folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
-    seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_steps: int = typer.Option(2000, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_widths: str = typer.Option("8,16,32,64,128", help="Segmenter U-Net channel widths per level."),
     ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
     seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
     batch_size: int = typer.Option(16, min=1, help="Slices per step."),
@@ -291,8 +292,8 @@ def crossval(
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     if not chosen or any(v not in VARIANTS for v in chosen):
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
-    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps, ddpm_lr=ddpm_lr,
-                            seg_lr=seg_lr,
+    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
+                            seg_widths=_parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")
@@ -357,7 +358,7 @@ def train(
                                      help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
     ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
     label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
-    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
+    seg_widths: str = typer.Option("8,16,32,64,128", help="Segmenter U-Net channel widths per level."),
     channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
                                  help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
     targets: str = typer.Option("whole,core,enhancing",

@@ -27,21 +27,30 @@ from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import write_atomically
 from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio
-from recoseg_cli.pipeline import residual_slices, restack_in_brain
+from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
 from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS, region_mask
+from recoseg_cli.synthesis import build_synthesizer
 from recoseg_cli.training.data import load_training_cache
 from recoseg_cli.training.ddpm_task import DDPMStageConfig
 from recoseg_cli.training.loop import TrainConfig
-from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_seg
+from recoseg_cli.training.regressor_task import RegressorStageConfig
+from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
 from recoseg_cli.training.seg_task import SegStageConfig
+from recoseg_cli.weights import load_weights
 
 VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
 """Segmenters compared in every fold: the method (modalities + residual) and the four modalities alone."""
 
 DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
 """Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
+
+REGRESSOR = RegressorStageConfig(replace(DDPM_RECIPE.unet, in_channels=3, time_embedding=False))
+"""Stage 1's deterministic reference: the DDPM's U-Net trained as an L1 regressor, same steps and learning rate."""
+
+STAGE_ONE_LABELS = {"synth": "synthetic T1ce (DDPM, one-step)", "l1": "L1 regressor", "t1": "real T1 (reference)"}
+"""Images scored as stand-ins for the real T1ce in the stage-1 table."""
 
 POSTPROCESS_CANDIDATES = tuple(PostprocessConfig(0.5, component, enhancing)
                                for component in (0.0, 0.25, 1.0, 3.0) for enhancing in (0.0, 0.3))
@@ -55,7 +64,8 @@ class CrossValConfig:
     folds: int = 5
     seed: int = 0
     ddpm_steps: int = 1000
-    seg_steps: int = 800
+    seg_steps: int = 2000
+    seg_widths: tuple[int, ...] = SegStageConfig().unet.widths
     ddpm_lr: float = 2e-4
     seg_lr: float = 1e-3
     batch_size: int = 16
@@ -80,24 +90,32 @@ def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> T
                        bf16=config.bf16, val_every=max(steps // 4, 1), checkpoint_every=100)
 
 
-def _train_fold(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
-                config: CrossValConfig, device: torch.device, callbacks: Callbacks) -> dict[str, Path]:
-    """Stage 1 and each variant's segmenter on the fold's training cases; returns segmenter weights by variant."""
-    monitor = subjects[:2]  # training cases for the loop's validation log; the folds use the final EMA weights
-    ddpm_dir = fold_dir / "ddpm"
-    if not (ddpm_dir / "last.pt").is_file():
-        fit_ddpm(subjects, monitor, preprocess, ddpm_dir, DDPM_RECIPE,
-                 _train_config(config, config.ddpm_steps, config.ddpm_lr, fold), device,
-                 (ddpm_dir / "checkpoint.pt").is_file(), callbacks)
+def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
+                    config: CrossValConfig, device: torch.device, callbacks: Callbacks = Callbacks()) -> None:
+    """The fold's DDPM and L1 regressor (each skipped when its weights exist, resumed from a checkpoint)."""
+    for name, fit, stage in (("ddpm", fit_ddpm, DDPM_RECIPE), ("regressor", fit_regressor, REGRESSOR)):
+        run_dir = fold_dir / name
+        if not (run_dir / "last.pt").is_file():
+            fit(subjects, subjects[:2], preprocess, run_dir, stage,
+                _train_config(config, config.ddpm_steps, config.ddpm_lr, fold), device,
+                (run_dir / "checkpoint.pt").is_file(), callbacks)
+
+
+def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
+                     config: CrossValConfig, device: torch.device,
+                     callbacks: Callbacks = Callbacks()) -> dict[str, Path]:
+    """Each variant's segmenter on the fold's training cases; returns their weights by variant."""
     weights = {}
     for variant in config.variants:
         channels = VARIANTS[variant]
-        stage = SegStageConfig(unet=replace(SegStageConfig().unet, in_channels=len(channels)), channels=channels,
+        stage = SegStageConfig(unet=replace(SegStageConfig().unet, in_channels=len(channels), widths=config.seg_widths),
+                               channels=channels,
                                t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
-            fit_seg(cache, subjects, monitor, preprocess, seg_dir, stage,
-                    _train_config(config, config.seg_steps, config.seg_lr, fold), ddpm_dir / "last.pt",
+            # two training cases as the loop's validation log; the folds use the final EMA weights
+            fit_seg(cache, subjects, subjects[:2], preprocess, seg_dir, stage,
+                    _train_config(config, config.seg_steps, config.seg_lr, fold), fold_dir / "ddpm" / "last.pt",
                     SamplerConfig(), device, (seg_dir / "checkpoint.pt").is_file(), callbacks=callbacks)
         weights[variant] = seg_dir / "last.pt"
     return weights
@@ -109,38 +127,55 @@ def _percentile_unit(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return np.where(brain, (np.clip(volume, low, high) - low) / max(high - low, 1e-6), 0.0)
 
 
-def synthesis_scores(prediction, seg: np.ndarray, spacing) -> dict[str, float]:
-    """BraSyn-protocol SSIM/PSNR of the synthetic T1ce and of the real T1 standing in for it; ET/healthy residual."""
-    prepared = prediction.prepared
-    brain = prepared.sliced.volume_brain
-    images = prepared.volumes.images
-    real = _percentile_unit(images["t1ce"], brain)
-    tumour = region_mask(seg, "whole")
+def stage_one_scores(folder: Path, models: dict, preprocess: PreprocessConfig) -> dict[str, float]:
+    """BraSyn-protocol SSIM/PSNR of each stage-1 model's T1ce and of the real T1 standing in for it, with each
+    model's ET/healthy residual ratio, on one held-out case."""
+    prepared = prepare_patient(discover_patient(folder), preprocess)
+    volumes = prepared.volumes
+    if volumes.seg is None:
+        raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
+    brain, spacing = prepared.sliced.volume_brain, volumes.zooms
+    real = _percentile_unit(volumes.images["t1ce"], brain)
+    tumour = region_mask(volumes.seg, "whole")
+    enhancing = region_mask(volumes.seg, "enhancing") & brain
+    far = ndimage.distance_transform_edt(~tumour, sampling=spacing) > 3.0
+    candidates = {"t1": volumes.images["t1"]}
     scores = {}
-    for name, candidate in (("synth", restack_in_brain(prepared, prediction.synth)), ("t1", images["t1"])):
+    for name, model in models.items():
+        synth = synthesize_t1ce(prepared, model, SamplerConfig())
+        candidates[name] = restack_in_brain(prepared, synth)
+        if enhancing.any():
+            residual = restack_in_brain(prepared, residual_slices(prepared, synth))
+            scores[f"{name}_residual_ratio"] = residual_ratio(residual, enhancing, brain & far)
+    for name, candidate in candidates.items():
         metrics = region_synthesis_metrics(real, _percentile_unit(candidate, brain), brain, tumour, spacing, 1.0)
         scores.update({f"{name}_{key}": value for key, value in metrics.items()})
-    enhancing = region_mask(seg, "enhancing") & brain
-    if enhancing.any():
-        residual = restack_in_brain(prepared, residual_slices(prepared, prediction.synth))
-        far = ndimage.distance_transform_edt(~tumour, sampling=spacing) > 3.0
-        scores["residual_ratio"] = residual_ratio(residual, enhancing, brain & far)
     return scores
 
 
-def evaluate_case(predictor: Predictor, folder: Path, with_synthesis: bool) -> dict:
-    """Metrics of one held-out case for every post-processing candidate (and stage 1 when asked)."""
+def evaluate_case(predictor: Predictor, folder: Path) -> dict:
+    """Metrics of one held-out case for every post-processing candidate."""
     patient = discover_patient(folder)
     prediction = predictor.predict(patient)
     volumes = prediction.prepared.volumes
     if volumes.seg is None:
         raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
-    out = {"case_id": patient.case_id, "seconds": prediction.seconds,
-           "postprocess": [region_metrics(region_masks(prediction.probabilities, candidate, prediction.voxel_ml),
-                                          volumes.seg, volumes.zooms) for candidate in POSTPROCESS_CANDIDATES]}
-    if with_synthesis and prediction.synth is not None:
-        out["synthesis"] = synthesis_scores(prediction, volumes.seg, volumes.zooms)
-    return out
+    return {"case_id": patient.case_id, "seconds": prediction.seconds,
+            "postprocess": [region_metrics(region_masks(prediction.probabilities, candidate, prediction.voxel_ml),
+                                           volumes.seg, volumes.zooms) for candidate in POSTPROCESS_CANDIDATES]}
+
+
+def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Path], config: CrossValConfig,
+                     device: torch.device) -> list[dict]:
+    """Stage-1 scores of the fold's held-out cases (cached in ``stage1.json``)."""
+    path = fold_dir / "stage1.json"
+    if not path.is_file():
+        models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (stage,)), device, config.bf16)
+                  for name, folder, stage in (("synth", "ddpm", "ddpm"), ("l1", "regressor", "regressor"))}
+        write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
+                                                                         PreprocessConfig(size=config.size))}
+                                    for case in held_out]})
+    return json.loads(path.read_text())["cases"]
 
 
 def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str = "auto",
@@ -162,6 +197,7 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     folds = assign_folds([s.case_id for s in subjects], config.folds, config.seed)
     folders = {entry["case_id"]: Path(entry["folder"]) for entry in manifest["subjects"]}
     cases: dict[str, list[dict]] = {variant: [] for variant in config.variants}
+    stage_one: list[dict] = []
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise InputError(f"--only-fold {only_fold}: choose a fold from 0 to {config.folds - 1}")
     for fold in range(config.folds) if only_fold is None else (only_fold,):
@@ -170,21 +206,24 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
         held_out = sorted(c for c, f in folds.items() if f == fold)
         fold_dir.mkdir(parents=True, exist_ok=True)
         write_json(fold_dir / "cases.json", {"train": [s.case_id for s in training], "test": held_out})
-        weights = _train_fold(cache, training, manifest["config"], fold_dir, fold, config, torch_device, callbacks)
+        train_stage_one(training, manifest["config"], fold_dir, fold, config, torch_device, callbacks)
+        weights = train_segmenters(cache, training, manifest["config"], fold_dir, fold, config, torch_device,
+                                   callbacks)
         for variant, path in weights.items():
             scores_path = fold_dir / variant / "scores.json"
             if not scores_path.is_file():
                 predictor = Predictor(SegmentOptions(weights=path, device=device, bf16=config.bf16, quiet=True))
                 scores = []
                 for case in held_out:
-                    scores.append({**evaluate_case(predictor, folders[case], variant == "recoseg"), "fold": fold})
+                    scores.append({**evaluate_case(predictor, folders[case]), "fold": fold})
                     if on_case:
                         on_case(f"fold {fold} {variant}: {case}")
                 write_json(scores_path, {"cases": scores})
             cases[variant] += json.loads(scores_path.read_text())["cases"]
+        stage_one += _score_stage_one(fold_dir, held_out, folders, config, torch_device)
     if only_fold is not None:
         return None
-    results = summarize(cases, config, folds, str(data))
+    results = summarize(cases, stage_one, config, folds, str(data))
     write_json(output / "results.json", results)
     write_atomically(output / "results.md", lambda tmp: tmp.write_text(results_markdown(results)))
     return results
@@ -237,9 +276,10 @@ def paired_difference(first: list[float], second: list[float], seed: int = 0,
     return {"mean": float(diff.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(diff))}
 
 
-def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[str, int], data: str) -> dict:
+def summarize(cases: dict[str, list[dict]], stage_one: list[dict], config: CrossValConfig, folds: dict[str, int],
+              data: str) -> dict:
     """Overall and per-fold statistics for each variant, with no post-processing and with the chosen one,
-    and the paired difference between the variants per region."""
+    the paired difference between the variants per region, and the stage-1 scores."""
     chosen = choose_postprocess(cases["recoseg"] if "recoseg" in cases else next(iter(cases.values())))
     results = {"data": data, "cases": len(folds), "machine": machine_description(), "config": config.to_dict(),
                "folds": folds, "postprocess_candidates": [c.to_dict() for c in POSTPROCESS_CANDIDATES],
@@ -249,11 +289,9 @@ def summarize(cases: dict[str, list[dict]], config: CrossValConfig, folds: dict[
                  "per_fold": {str(f): region_summary([c for c in variant_cases if c["fold"] == f], chosen)
                               for f in range(config.folds)},
                  "cases": variant_cases}
-        synthesis = [c["synthesis"] for c in variant_cases if "synthesis" in c]
-        if synthesis:
-            keys = sorted({k for s in synthesis for k in s})
-            entry["synthesis"] = {k: _stats([s.get(k, float("nan")) for s in synthesis]) for k in keys}
         results["variants"][variant] = entry
+    keys = sorted({k for case in stage_one for k in case if k != "case_id"})
+    results["stage_one"] = {"cases": stage_one, **{k: _stats([c.get(k) for c in stage_one]) for k in keys}}
     if {"recoseg", "modalities"} <= set(cases):
         def dices(variant: str, region: str) -> list[float]:
             by_case = {c["case_id"]: c["postprocess"][chosen][region]["dice"] for c in cases[variant]}
@@ -268,13 +306,32 @@ def _cell(stats: dict, digits: int = 3) -> str:
             f"{stats['min']:.{digits}f}–{stats['max']:.{digits}f})")
 
 
+def stage_one_markdown(stage_one: dict) -> list[str]:
+    """The stage-1 table: each stand-in for T1ce against the real T1ce, and the residual ratios."""
+    lines = ["## Stage 1 on held-out cases", "", "BraSyn protocol: each volume clipped at its own 0.5–99.5 percentiles "
+             "in the brain and scaled to [0, 1]; 3D SSIM and PSNR against the real T1ce inside healthy brain and "
+             "inside the tumour.", "",
+             "| image standing in for T1ce | healthy SSIM | healthy PSNR (dB) | tumour SSIM | tumour PSNR (dB) |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, label in STAGE_ONE_LABELS.items():
+        lines.append(f"| {label} | " + " | ".join(_cell(stage_one[f"{name}_{key}"], 3 if key.endswith("ssim") else 1)
+                                                  for key in ("healthy_ssim", "healthy_psnr", "tumour_ssim",
+                                                              "tumour_psnr")) + " |")
+    lines += ["", "Residual |T1ce − stand-in| in enhancing tumour over that in healthy brain (3 mm or more from the "
+                  "tumour), over the cases with enhancing tumour:", ""]
+    for name in ("synth", "l1"):
+        ratio = stage_one[f"{name}_residual_ratio"]
+        lines.append(f"- {STAGE_ONE_LABELS[name]}: {_cell(ratio, 2)} ({ratio['n']} cases)")
+    return lines + [""]
+
+
 def results_markdown(results: dict) -> str:
     """A human-readable summary of ``results.json``."""
     config = results["config"]
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: DDPM {config['ddpm_steps']} steps (lr {config['ddpm_lr']}), "
-             f"segmenters {config['seg_steps']} steps (lr {config['seg_lr']}), batch {config['batch_size']}, "
+             f"segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths {config['seg_widths']}), batch {config['batch_size']}, "
              f"slices {config['size']}², {'bf16' if config['bf16'] else 'fp32'} where supported, seed {config['seed']}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "
@@ -297,21 +354,8 @@ def results_markdown(results: dict) -> str:
             lines.append(f"| {fold} | {summary['whole']['dice']['n']} | " +
                          " | ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS) +
                          f" | {summary['whole']['hd95']['median']:.1f} |")
-        if "synthesis" in entry:
-            lines += ["", "### Stage 1 on held-out cases (BraSyn protocol: each volume clipped at its own 0.5–99.5 "
-                          "percentiles in the brain, scaled to [0, 1]; 3D SSIM and PSNR)", "",
-                      "| image standing in for T1ce | healthy SSIM | healthy PSNR (dB) | tumour SSIM | tumour PSNR (dB) |",
-                      "| --- | --- | --- | --- | --- |"]
-            synthesis = entry["synthesis"]
-            for name, label in (("synth", "synthetic T1ce (DDPM, one-step)"), ("t1", "real T1 (reference)")):
-                lines.append(f"| {label} | " + " | ".join(
-                    _cell(synthesis[f"{name}_{key}"], 3 if key.endswith("ssim") else 1)
-                    for key in ("healthy_ssim", "healthy_psnr", "tumour_ssim", "tumour_psnr")) + " |")
-            if "residual_ratio" in synthesis:
-                lines += ["", f"Residual in enhancing tumour / in healthy brain (3 mm from the tumour): "
-                              f"{_cell(synthesis['residual_ratio'], 2)} over {synthesis['residual_ratio']['n']} "
-                              "cases with enhancing tumour."]
         lines.append("")
+    lines += stage_one_markdown(results["stage_one"])
     if "residual_effect" in results:
         lines += ["## The residual's contribution: Dice of `recoseg` minus `modalities`, paired by case", "",
                   "| region | mean difference | 95% bootstrap CI | cases |", "| --- | --- | --- | --- |"]

@@ -37,9 +37,15 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
         split = json.loads((out / f"fold{fold}" / "cases.json").read_text())
         assert not set(split["train"]) & set(split["test"]) and len(split["train"]) + len(split["test"]) == 3
         assert {results["folds"][c] for c in split["test"]} == {fold}
+        assert (out / f"fold{fold}" / "regressor" / "last.pt").is_file()
     case = results["variants"]["recoseg"]["cases"][0]
-    assert len(case["postprocess"]) == len(POSTPROCESS_CANDIDATES) and "synthesis" in case
-    assert "recoseg, post-processing: none" in (out / "results.md").read_text()
+    assert len(case["postprocess"]) == len(POSTPROCESS_CANDIDATES)
+    stage_one = results["stage_one"]
+    assert sorted(c["case_id"] for c in stage_one["cases"]) == [f"Synth_{s:05d}" for s in range(3)]
+    for name in ("synth", "l1", "t1"):
+        assert stage_one[f"{name}_healthy_ssim"]["n"] == 3
+    markdown = (out / "results.md").read_text()
+    assert "recoseg, post-processing: none" in markdown and "| L1 regressor |" in markdown
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "2", "--size", "32"],
                            capsys)
     assert code == 2 and "another configuration" in err

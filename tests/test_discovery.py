@@ -57,7 +57,7 @@ def test_missing_t1ce_is_reported_not_fatal_at_discovery(tmp_path):
     folder = touch(tmp_path / "p", "p_flair.nii.gz", "p_t1.nii.gz", "p_t2.nii.gz")
     patient = discover_patient(folder)
     assert patient.missing == ("t1ce",)
-    with pytest.raises(InputError, match=r"missing t1ce \(looked for \*_t1ce"):
+    with pytest.raises(InputError, match=r"missing t1ce \(looked for t1ce: names ending in t1ce/t1c/t1gd"):
         patient.require(("flair", "t1", "t1ce", "t2"))
 
 
@@ -70,7 +70,7 @@ def test_two_files_for_one_modality(tmp_path):
 def test_empty_folder_and_unrelated_files(tmp_path):
     with pytest.raises(InputError, match="no NIfTI files"):
         discover_patient(touch(tmp_path / "empty"))
-    with pytest.raises(InputError, match="no file matches"):
+    with pytest.raises(InputError, match="no file is named as a modality \\(notes.nii.gz\\)"):
         discover_patient(touch(tmp_path / "other", "notes.nii.gz"))
 
 
@@ -94,3 +94,61 @@ def test_cohort_nesting_sorting_and_depth(tmp_path):
     assert cases == ["B_001", "B_002", "B_003"]
     with pytest.raises(InputError, match="no patient folders"):
         discover_cohort(touch(tmp_path / "nothing_here"))
+
+
+def roles_of(patient) -> dict[str, str]:
+    return {m: p.name for m, p in patient.images.items()}
+
+
+def test_plain_names_in_a_folder_of_their_own(tmp_path):
+    folder = touch(tmp_path / "exam", "flair.nii.gz", "t1.nii.gz", "t1c.nii.gz", "t2.nii.gz")
+    patient = discover_patient(folder)
+    assert roles_of(patient) == {"flair": "flair.nii.gz", "t1": "t1.nii.gz", "t1ce": "t1c.nii.gz", "t2": "t2.nii.gz"}
+    assert patient.case_id == "exam"
+    assert patient.scheme == "aliases"
+
+
+def test_toolkit_suffixes_and_short_names(tmp_path):
+    folder = touch(tmp_path / "TCGA-DU-7294", *[f"TCGA-DU-7294_{m}_bet.nii.gz" for m in ("fla", "t1", "t1c", "t2")],
+                   "TCGA-DU-7294_brain_mask.nii.gz")
+    patient = discover_patient(folder)
+    assert roles_of(patient)["flair"] == "TCGA-DU-7294_fla_bet.nii.gz"
+    assert roles_of(patient)["t1ce"] == "TCGA-DU-7294_t1c_bet.nii.gz"
+    assert roles_of(patient)["t1"] == "TCGA-DU-7294_t1_bet.nii.gz"
+    assert patient.case_id == "TCGA-DU-7294"
+    assert patient.seg is None
+
+
+@pytest.mark.parametrize("names, expected", [
+    (("P7_T2-FLAIR.nii", "P7_T1_pre.nii", "P7_T1_Gd.nii", "P7_T2W.nii"), ("flair", "t1", "t1ce", "t2")),
+    (("x_FLAIR.nii.gz", "x_T1w.nii.gz", "x_ce_T1.nii.gz", "x_t2w.nii.gz"), ("flair", "t1", "t1ce", "t2")),
+    (("a-t2f.nii.gz", "a-t1n.nii.gz", "a-t1post.nii.gz", "a-t2.nii.gz"), ("flair", "t1", "t1ce", "t2")),
+])
+def test_aliases_by_whole_tokens_and_case_insensitive(tmp_path, names, expected):
+    patient = discover_patient(touch(tmp_path / "p", *names))
+    assert [patient.images[m].name for m in expected] == list(names)
+
+
+def test_bids_names_with_session(tmp_path):
+    anat = touch(tmp_path / "sub-01" / "ses-pre" / "anat", "sub-01_ses-pre_FLAIR.nii.gz", "sub-01_ses-pre_T1w.nii.gz",
+                 "sub-01_ses-pre_ce-gadolinium_T1w.nii.gz", "sub-01_ses-pre_T2w.nii.gz")
+    patient = discover_patient(anat)
+    assert patient.images["t1"].name == "sub-01_ses-pre_T1w.nii.gz"
+    assert patient.images["t1ce"].name == "sub-01_ses-pre_ce-gadolinium_T1w.nii.gz"
+    assert patient.case_id == "sub-01_ses-pre"
+    assert patient.scheme == "bids"
+    assert [p.case_id for p in discover_cohort(tmp_path)] == ["sub-01_ses-pre"]
+
+
+def test_ambiguous_folder_names_both_files_and_the_way_out(tmp_path):
+    folder = touch(tmp_path / "p", "t1.nii.gz", "T1w.nii.gz", "flair.nii.gz", "t2.nii.gz")
+    with pytest.raises(InputError, match=r"2 files match t1: T1w.nii.gz, t1.nii.gz; .*--flair/--t1/--t1ce/--t2"):
+        discover_patient(folder)
+
+
+def test_a_case_id_token_is_not_a_modality(tmp_path):
+    folder = touch(tmp_path / "p", "T2_study_flair.nii.gz", "T2_study_t1.nii.gz", "T2_study_t2.nii.gz")
+    patient = discover_patient(folder)
+    assert patient.case_id == "T2_study"
+    assert patient.images["t2"].name == "T2_study_t2.nii.gz"
+    assert patient.missing == ("t1ce",)

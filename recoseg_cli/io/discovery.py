@@ -1,4 +1,10 @@
-"""Find the modality files of one patient folder, or every patient folder of a cohort."""
+"""Find the modality files of one patient folder, or every patient folder of a cohort.
+
+A file's role (flair, t1, t1ce, t2 or seg) is read from the last whole tokens of its name, case-insensitively:
+tokens are separated by ``_``, ``-``, ``.`` or spaces, and processing suffixes such as ``_bet`` are skipped.
+BIDS names (``sub-01[_ses-01]_..._FLAIR``, ``_T1w``, ``_ce-<label>_T1w``, ``_T2w``) and nnU-Net channel
+numbers (``_0000`` to ``_0003``) are read too. What comes before the role is the case id.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,87 @@ from pathlib import Path
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.errors import InputError
 
-NIFTI = r"\.nii(?:\.gz)?"
+NIFTI = re.compile(r"\.nii(?:\.gz)?$", re.IGNORECASE)
+TOKEN = re.compile(r"[^_\-.\s]+")
 
-NAMING_SCHEMES: dict[str, dict[str, str]] = {
-    "brats2020": {"flair": "_flair", "t1": "_t1", "t1ce": "_t1ce", "t2": "_t2", "seg": "_seg"},
-    "brats2023": {"flair": "-t2f", "t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "seg": "-seg"},
-    "nnunet": {"flair": "_0000", "t1": "_0001", "t1ce": "_0002", "t2": "_0003"},
+ALIASES: dict[str, tuple[str, ...]] = {
+    "flair": ("flair", "fla", "t2f", "t2_flair", "t2flair"),
+    "t1ce": ("t1ce", "t1c", "t1gd", "t1_gd", "t1post", "t1_post", "ce_t1", "t1_ce", "t1_contrast"),
+    "t1": ("t1", "t1n", "t1w", "t1_pre", "t1pre", "t1native"),
+    "t2": ("t2", "t2w"),
+    "seg": ("seg", "segm", "segmentation", "label", "labels"),
 }
-"""Whole filename suffixes (before .nii/.nii.gz) per scheme. nnU-Net channel order follows the
-Medical Segmentation Decathlon brain-tumour task: 0000 FLAIR, 0001 T1, 0002 T1ce (T1gd), 0003 T2."""
+"""Names of each role as token sequences (``t2_flair`` also matches ``T2-FLAIR``)."""
 
-EXTRA_SEG_PATTERN = re.compile(rf"^(?P<case>.+)_segm?{NIFTI}$", re.IGNORECASE)
-"""Segmentations named like ``W39_1998.09.19_Segm.nii`` (BraTS2020 case 355)."""
+PROCESSING_SUFFIXES = frozenset({"bet", "brain", "skullstripped", "stripped", "ss", "reg", "registered", "coreg",
+                                 "n4", "biascorr", "corrected", "restore", "preproc", "resampled", "norm"})
+"""Tokens left by common tools after the role (``TCGA-DU-7294_fla_bet``), skipped when reading the role."""
+
+NNUNET_CHANNELS = {"0000": "flair", "0001": "t1", "0002": "t1ce", "0003": "t2"}
+"""nnU-Net channel numbers in the order of the Medical Segmentation Decathlon brain-tumour task."""
+
+BIDS_SUFFIXES = {"flair": "flair", "t2w": "t2", "t1w": "t1", "dseg": "seg"}
+"""BIDS suffixes; ``T1w`` with a ``ce-`` entity is T1ce."""
+
+BRATS2023_ALIASES = frozenset({"t2f", "t1n", "t1c", "t2w"})
+"""Role names of BraTS 2023 files, whose labels are 1/2/3 (BraTS2020 and others: 1/2/4)."""
+
+_ALIASES_LONGEST_FIRST = sorted(((role, alias) for role, names in ALIASES.items() for alias in names),
+                                key=lambda item: -item[1].count("_"))
+
+
+@dataclass(frozen=True)
+class FileRole:
+    """What a file name says: its role, the case id before it, and the naming that matched."""
+
+    role: str
+    case: str
+    naming: str
+    """``bids``, ``nnunet``, or the alias that matched (``t1ce``, ``fla``, ...)."""
+
+
+def read_role(name: str) -> FileRole | None:
+    """The role of a NIfTI file from its name, or None when the name names no role."""
+    extension = NIFTI.search(name)
+    if not extension:
+        return None
+    stem = name[:extension.start()]
+    if stem.lower().startswith("sub-"):
+        return _bids_role(stem)
+    spans = [(m.start(), m.group().lower()) for m in TOKEN.finditer(stem)]
+    while spans and spans[-1][1] in PROCESSING_SUFFIXES:
+        spans.pop()
+    tokens = [token for _, token in spans]
+    if len(tokens) > 1 and tokens[-1] in NNUNET_CHANNELS:
+        return FileRole(NNUNET_CHANNELS[tokens[-1]], _case(stem, spans, 1), "nnunet")
+    for role, alias in _ALIASES_LONGEST_FIRST:
+        parts = alias.split("_")
+        if tokens[-len(parts):] == parts:
+            return FileRole(role, _case(stem, spans, len(parts)), alias)
+    return None
+
+
+def _case(stem: str, spans: list[tuple[int, str]], role_tokens: int) -> str:
+    """The text of ``stem`` before its last ``role_tokens`` tokens, without trailing separators."""
+    return stem[:spans[-role_tokens][0]].rstrip("_-. ") if len(spans) > role_tokens else ""
+
+
+def _bids_role(stem: str) -> FileRole | None:
+    parts = stem.split("_")
+    role = BIDS_SUFFIXES.get(parts[-1].lower())
+    entities = {p.split("-", 1)[0].lower() for p in parts[:-1] if "-" in p}
+    if role == "t1" and "ce" in entities:
+        role = "t1ce"
+    case = "_".join(p for p in parts[:-1] if p.split("-", 1)[0].lower() in ("sub", "ses"))
+    return FileRole(role, case, "bids") if role else None
+
+
+def looked_for(modalities: list[str] | tuple[str, ...]) -> str:
+    """The names accepted for ``modalities``, for error messages."""
+    bids = {"flair": "*_FLAIR", "t1": "*_T1w", "t1ce": "*_ce-<label>_T1w", "t2": "*_T2w"}
+    channel = {role: number for number, role in NNUNET_CHANNELS.items()}
+    return "; ".join(f"{m}: names ending in {'/'.join(ALIASES[m])}, BIDS {bids[m]} or nnU-Net *_{channel[m]}"
+                     for m in modalities)
 
 
 @dataclass
@@ -31,6 +106,7 @@ class Patient:
     images: dict[str, Path]
     seg: Path | None = None
     scheme: str = "explicit"
+    """How the files were named: brats2020, brats2023, nnunet, bids, aliases (other names) or explicit."""
     folder: Path | None = None
 
     @property
@@ -42,46 +118,39 @@ class Patient:
         absent = [m for m in modalities if m not in self.images]
         if absent:
             where = self.folder or "the given paths"
-            looked = _looked_for(absent)
-            raise InputError(f"{where}: missing {', '.join(absent)} (looked for {looked})")
-
-
-def _looked_for(modalities: list[str]) -> str:
-    names = []
-    for modality in modalities:
-        names.append("/".join(f"*{NAMING_SCHEMES[s][modality]}.nii[.gz]" for s in NAMING_SCHEMES))
-    return "; ".join(names)
-
-
-def _match(scheme: str, name: str) -> tuple[str, str] | None:
-    """Return (case, role) when ``name`` ends in one of the scheme's whole suffixes."""
-    for role, suffix in NAMING_SCHEMES[scheme].items():
-        found = re.fullmatch(rf"(?P<case>.+){re.escape(suffix)}{NIFTI}", name, re.IGNORECASE)
-        if found:
-            return found.group("case"), role
-    return None
+            raise InputError(f"{where}: missing {', '.join(absent)} (looked for {looked_for(absent)})")
 
 
 def _nifti_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and re.search(rf"{NIFTI}$", p.name, re.IGNORECASE))
+    return sorted(p for p in folder.iterdir() if p.is_file() and NIFTI.search(p.name))
 
 
-def _scheme_matches(files: list[Path]) -> dict[str, dict[str, list[Path]]]:
-    found: dict[str, dict[str, list[Path]]] = {}
-    for scheme in NAMING_SCHEMES:
-        roles: dict[str, list[Path]] = {}
-        for path in files:
-            hit = _match(scheme, path.name)
-            if hit:
-                roles.setdefault(hit[1], []).append(path)
-        if any(role in MODALITIES for role in roles):
-            found[scheme] = roles
-    return found
+def _roles(files: list[Path]) -> dict[str, list[tuple[Path, FileRole]]]:
+    roles: dict[str, list[tuple[Path, FileRole]]] = {}
+    for path in files:
+        found = read_role(path.name)
+        if found:
+            roles.setdefault(found.role, []).append((path, found))
+    return roles
 
 
 def is_patient_folder(folder: Path) -> bool:
-    """True when the folder holds at least one modality file of a known naming scheme."""
-    return folder.is_dir() and bool(_scheme_matches(_nifti_files(folder)))
+    """True when the folder holds at least one file named as a modality."""
+    return folder.is_dir() and any(role in MODALITIES for role in _roles(_nifti_files(folder)))
+
+
+def looks_like_one_patient(folder: Path) -> bool:
+    """A folder of NIfTI files without subfolders: read as one patient even when no name is recognised,
+    so that the error names its files rather than saying no patient folder was found."""
+    return folder.is_dir() and bool(_nifti_files(folder)) and not any(p.is_dir() for p in folder.iterdir())
+
+
+def _naming_scheme(namings: list[str]) -> str:
+    if "bids" in namings or "nnunet" in namings:
+        return "bids" if "bids" in namings else "nnunet"
+    if set(namings) <= BRATS2023_ALIASES:
+        return "brats2023"
+    return "brats2020" if set(namings) <= set(MODALITIES) else "aliases"
 
 
 def discover_patient(folder: str | Path) -> Patient:
@@ -94,30 +163,24 @@ def discover_patient(folder: str | Path) -> Patient:
     files = _nifti_files(folder)
     if not files:
         raise InputError(f"{folder}: no NIfTI files (.nii or .nii.gz) found")
-    matches = _scheme_matches(files)
-    if not matches:
-        raise InputError(f"{folder}: no file matches a known naming scheme (looked for {_looked_for(list(MODALITIES))})")
-    scheme = max(matches, key=lambda s: sum(role in MODALITIES for role in matches[s]))
-    roles = matches[scheme]
-    for role, paths in roles.items():
-        if len(paths) > 1:
-            names = ", ".join(p.name for p in paths)
-            raise InputError(f"{folder}: {len(paths)} files match {role}: {names}")
-    images = {m: roles[m][0] for m in MODALITIES if m in roles}
-    seg = roles["seg"][0] if "seg" in roles else _extra_seg(files, set(images.values()))
-    if seg is None and scheme == "nnunet":
-        case = _match(scheme, next(iter(images.values())).name)[0]
-        label_file = [p for p in files if re.fullmatch(rf"{re.escape(case)}{NIFTI}", p.name)]
-        seg = label_file[0] if label_file else None
-    case_id = _match(scheme, next(iter(images.values())).name)[0]
-    return Patient(case_id=case_id, images=images, seg=seg, scheme=scheme, folder=folder)
-
-
-def _extra_seg(files: list[Path], taken: set[Path]) -> Path | None:
-    candidates = [p for p in files if p not in taken and EXTRA_SEG_PATTERN.match(p.name)]
-    if len(candidates) > 1:
-        raise InputError(f"{candidates[0].parent}: several segmentation files: {', '.join(p.name for p in candidates)}")
-    return candidates[0] if candidates else None
+    roles = _roles(files)
+    modalities = [m for m in MODALITIES if m in roles]
+    if not modalities:
+        shown = ", ".join(p.name for p in files[:4]) + (", ..." if len(files) > 4 else "")
+        raise InputError(f"{folder}: no file is named as a modality ({shown}); looked for "
+                         f"{looked_for(MODALITIES)}; or give the files with --flair/--t1/--t1ce/--t2")
+    for role, found in roles.items():
+        if len(found) > 1:
+            names = ", ".join(path.name for path, _ in found)
+            raise InputError(f"{folder}: {len(found)} files match {role}: {names}; keep one in the folder, "
+                             "or give the files with --flair/--t1/--t1ce/--t2")
+    images = {m: roles[m][0][0] for m in modalities}
+    first = roles[modalities[0]][0][1]
+    seg = roles["seg"][0][0] if "seg" in roles else None
+    if seg is None and first.naming == "nnunet":
+        seg = next((p for p in files if NIFTI.sub("", p.name) == first.case), None)
+    scheme = _naming_scheme([roles[m][0][1].naming for m in modalities])
+    return Patient(case_id=first.case or folder.name, images=images, seg=seg, scheme=scheme, folder=folder)
 
 
 def patient_from_paths(paths: dict[str, str | Path | None], case_id: str | None = None) -> Patient:
@@ -132,7 +195,7 @@ def patient_from_paths(paths: dict[str, str | Path | None], case_id: str | None 
     if seg is not None and not seg.is_file():
         raise InputError(f"{seg}: file not found")
     first = images.get("flair", next(iter(images.values())))
-    name = case_id or re.sub(rf"{NIFTI}$", "", first.name, flags=re.IGNORECASE)
+    name = case_id or NIFTI.sub("", first.name)
     return Patient(case_id=name, images=images, seg=seg)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,11 +41,12 @@ def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: st
     scheme = label_scheme or default_label_scheme(patient)
     if scheme not in LABEL_SCHEMES:
         raise InputError(f"unknown label scheme {scheme!r}; choose one of {', '.join(LABEL_SCHEMES)}")
+    seg_path = patient.seg if load_seg else None
+    paths = [patient.images[m] for m in modalities] + ([seg_path] if seg_path is not None else [])
+    loaded = _load_volumes(paths)
     images: dict[str, np.ndarray] = {}
     reference: tuple[str, Geometry] | None = None
-    for modality in modalities:
-        path = patient.images[modality]
-        data, geometry = load_volume(path)
+    for modality, path, (data, geometry) in zip(modalities, paths, loaded):
         if reference is None:
             reference = (str(path), geometry)
         elif not geometry.matches(reference[1]):
@@ -53,12 +56,18 @@ def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: st
         images[modality] = data
     assert reference is not None
     seg = None
-    if load_seg and patient.seg is not None:
-        seg_data, seg_geometry = load_volume(patient.seg)
+    if seg_path is not None:
+        seg_data, seg_geometry = loaded[-1]
         if not seg_geometry.matches(reference[1]):
-            raise InputError(_grid_mismatch(reference, str(patient.seg), seg_geometry))
-        seg = _checked_labels(seg_data, scheme, str(patient.seg))
+            raise InputError(_grid_mismatch(reference, str(seg_path), seg_geometry))
+        seg = _checked_labels(seg_data, scheme, str(seg_path))
     return PatientVolumes(patient=patient, images=images, geometry=reference[1], seg=seg, label_scheme=scheme)
+
+
+def _load_volumes(paths: list[Path]) -> list[tuple[np.ndarray, Geometry]]:
+    """Read files side by side (decompression releases the GIL); the first failing file in order raises."""
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        return list(pool.map(load_volume, paths))
 
 
 def _grid_mismatch(reference: tuple[str, Geometry], path: str, geometry: Geometry) -> str:

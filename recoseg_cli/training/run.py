@@ -80,13 +80,29 @@ def _train_on_every_subject(name: str, make_task: Callable, data: Path, run_dir:
                          len(train_set), run_dir, torch_device, resume, init_weights, callbacks)
 
 
+def _fit_stage_one(name: str, make_task: Callable, train_subjects: list[CachedSubject],
+                   val_subjects: list[CachedSubject], run_dir: Path, train: TrainConfig, device: torch.device,
+                   resume: bool, callbacks: Callbacks) -> TrainResult:
+    train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
+    return _fit_new_task(name, lambda: make_task(train_set, val_set), train, None, len(train_set), run_dir, device,
+                         resume, None, callbacks)
+
+
 def fit_ddpm(train_subjects: list[CachedSubject], val_subjects: list[CachedSubject], preprocess: dict, run_dir: Path,
              stage: DDPMStageConfig, train: TrainConfig, device: torch.device, resume: bool = False,
              callbacks: Callbacks = Callbacks()) -> TrainResult:
     """Train the conditional DDPM on given cached subjects (the cross-validation's per-fold entry point)."""
-    train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
-    return _fit_new_task("ddpm", lambda: DDPMTask(stage, train_set, val_set, preprocess, device), train, None,
-                         len(train_set), run_dir, device, resume, None, callbacks)
+    return _fit_stage_one("ddpm", lambda train_set, val_set: DDPMTask(stage, train_set, val_set, preprocess, device),
+                          train_subjects, val_subjects, run_dir, train, device, resume, callbacks)
+
+
+def fit_regressor(train_subjects: list[CachedSubject], val_subjects: list[CachedSubject], preprocess: dict,
+                  run_dir: Path, stage: RegressorStageConfig, train: TrainConfig, device: torch.device,
+                  resume: bool = False, callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Train the L1 regressor (stage 1's deterministic reference) on given cached subjects."""
+    return _fit_stage_one("regressor",
+                          lambda train_set, val_set: RegressorTask(stage, train_set, val_set, preprocess, device),
+                          train_subjects, val_subjects, run_dir, train, device, resume, callbacks)
 
 
 def train_ddpm(data: Path, run_dir: Path, stage: DDPMStageConfig, train: TrainConfig, preprocess: PreprocessConfig,
