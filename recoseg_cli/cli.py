@@ -220,8 +220,11 @@ def segment(
         raise InputError(f"{input}: no such folder")
     results = segment_cohort(input, output, options)
     failed = [r for r in results if r.error]
+    skipped = [r for r in results if r.skipped]
     if not quiet:
-        console.print(f"segmented {len(results) - len(failed)} of {len(results)} patients into {output}")
+        kept = f" ({len(skipped)} skipped: their masks exist)" if skipped else ""
+        console.print(f"segmented {len(results) - len(failed) - len(skipped)} of {len(results)} patients into "
+                      f"{output}{kept}")
     if failed:
         console.print(f"[red]failed:[/red] {', '.join(r.case_id for r in failed)}")
         raise typer.Exit(2)

@@ -110,6 +110,17 @@ def test_extras_overlay_and_missing_t1ce(tiny_patient, tmp_path, tiny_weights, c
     assert code == 0, err
     assert (tmp_path / "m_residual.nii.gz").is_file() and (tmp_path / "m_synth.nii.gz").is_file()
     assert (tmp_path / "o.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stamp = (tmp_path / "o.png").stat().st_mtime_ns
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "new" / "deeper" / "m2.nii.gz", "--weights",
+                            tiny_weights["seg"], "--overlay", tmp_path / "o.png", "-q"], capsys)
+    assert code == 2 and "o.png: already exists" in err and (tmp_path / "o.png").stat().st_mtime_ns == stamp
+    assert not (tmp_path / "new").exists()
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "new" / "deeper" / "m2.nii.gz", "--weights",
+                            tiny_weights["seg"], "-q"], capsys)
+    assert code == 0 and (tmp_path / "new" / "deeper" / "m2.nii.gz").is_file(), err
+    code, _, err = run_cli(["segment", tiny_patient, "-o", out / "below_a_file.nii.gz", "--weights",
+                            tiny_weights["seg"], "-q"], capsys)
+    assert code == 2 and "m.nii.gz: is a file" in err
     next(tiny_patient.glob("*_t1ce.nii.gz")).unlink()
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--weights", tiny_weights["seg"],
                             "--report", tmp_path / "n.json", "-q"], capsys)
@@ -192,6 +203,35 @@ def test_cohort_shards_skip_existing_and_a_broken_patient(tmp_path, tiny_volumes
     assert code == 2 and "is a file" in err
     code, _, err = run_cli(base + ["--shard", "2/2"], capsys)
     assert code == 2 and "--shard" in err
+
+
+def test_cohort_resume_keeps_the_report_and_says_what_it_skipped(tmp_path, tiny_volumes, tiny_weights, capsys):
+    cohort = make_cohort(tmp_path / "cohort", tiny_volumes, ["A", "B"])
+    out, report = tmp_path / "masks", tmp_path / "r.json"
+    base = ["segment", cohort, "-o", out, "--weights", tiny_weights["seg"], "--report", report]
+    assert run_cli(base + ["--shard", "0/2", "-q"], capsys)[0] == 0
+    code, _, err = run_cli(base + ["--skip-existing"], capsys)
+    assert code == 0, err
+    assert "segmented 1 of 2 patients" in err and "1 skipped" in err
+    cases = json.loads(report.read_text())["cases"]
+    assert [c["case_id"] for c in cases] == ["A", "B"] and all("volumes_ml" in c for c in cases)
+
+
+def test_cohort_names_outputs_by_folder_even_when_file_prefixes_repeat(tmp_path, tiny_volumes, tiny_weights,
+                                                                         capsys):
+    for site in ("site1", "site2"):
+        write_patient(tmp_path / "cohort" / site / "P001", "P001", tiny_volumes, TINY.affine)
+    write_patient(tmp_path / "cohort" / "site1" / "P002", "P001", tiny_volumes, TINY.affine)
+    code, _, err = run_cli(["segment", tmp_path / "cohort", "-o", tmp_path / "masks", "--weights", tiny_weights["seg"],
+                            "--overlay", tmp_path / "png", "--report", tmp_path / "r.json", "-q"], capsys)
+    assert code == 0, err
+    names = ["P002", "site1_P001", "site2_P001"]
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == [f"{n}.nii.gz" for n in names]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"{n}.png" for n in names]
+    assert sorted(c["case_id"] for c in json.loads((tmp_path / "r.json").read_text())["cases"]) == names
+    code, _, err = run_cli(["segment", tmp_path / "cohort", "-o", tmp_path / "masks2", "--weights",
+                            tiny_weights["seg"], "--overlay", tmp_path / "png", "-q"], capsys)
+    assert code == 2 and "site1_P001.png: already exists" in err
 
 
 def test_synthesize_and_residual_outputs(tiny_patient, tmp_path, tiny_weights, capsys):

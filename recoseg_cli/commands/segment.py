@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -68,6 +70,8 @@ class CaseResult:
     output: Path
     report: dict = field(default_factory=dict)
     error: str | None = None
+    skipped: bool = False
+    """Its mask existed and ``--skip-existing`` was given."""
 
 
 @dataclass
@@ -281,6 +285,8 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     check_output_file(options.report, options.overwrite)
     for kind in options.save:
         check_output_file(extra_path(output, kind), options.overwrite)
+    if options.overlay is not None and not Path(options.overlay).is_dir():
+        check_output_file(options.overlay, options.overwrite)
     predictor = Predictor(options)
     with progress_bar(options.quiet) as progress:
         task = progress.add_task(patient.case_id, total=5 + (options.overlay is not None), info="")
@@ -295,45 +301,77 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     return report
 
 
+def cohort_names(root: Path, folders: list[Path]) -> list[str]:
+    """Output name of each patient folder: its name, or where names repeat, its path below ``root`` joined by _."""
+    counts = Counter(folder.name for folder in folders)
+    return [folder.name if counts[folder.name] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
+            for folder in folders]
+
+
 def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[CaseResult]:
-    """Segment every patient folder under ``root`` into ``out_dir/<case>.nii.gz``; failures are collected."""
+    """Segment every patient folder under ``root`` into ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report
+    ``case_id`` the same name); failures are collected, existing masks skipped with ``--skip-existing``."""
     check_output_folder(out_dir)
-    check_output_file(options.report, options.overwrite)
+    resuming = options.skip_existing and options.report is not None and Path(options.report).is_file()
+    check_output_file(options.report, options.overwrite or resuming)
+    if options.overlay is not None:
+        check_output_folder(options.overlay)
     folders = find_patient_folders(root)
     index, count = options.shard
-    folders = folders[index::count]
-    planned = [(folder, out_dir / f"{folder.name}.nii.gz") for folder in folders]
-    existing = [out for _, out in planned if out.exists()]
-    if existing and not (options.overwrite or options.skip_existing):
-        raise InputError(f"{existing[0]}: already exists ({len(existing)} outputs do); "
-                         "use --skip-existing or --overwrite")
-    if options.skip_existing:
-        planned = [(folder, out) for folder, out in planned if not out.exists()]
+    planned = list(zip(folders, cohort_names(root, folders)))[index::count]
+    outputs = {name: _case_outputs(out_dir, name, options) for _, name in planned}
+    skipped = {name for _, name in planned if options.skip_existing and outputs[name][0].exists()}
+    existing = [path for _, name in planned if name not in skipped for path in outputs[name] if path.exists()]
+    if existing and not options.overwrite:
+        remedy = "--overwrite" if options.skip_existing else "--skip-existing or --overwrite"
+        raise InputError(f"{existing[0]}: already exists ({len(existing)} outputs do); use {remedy}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.overlay is not None:
         Path(options.overlay).mkdir(parents=True, exist_ok=True)
+    previous = _previous_reports(options.report) if resuming else {}
     predictor = Predictor(options)
     results: list[CaseResult] = []
     with progress_bar(options.quiet) as progress:
-        task = progress.add_task("patients", total=len(planned), info="")
-        for folder, output in planned:
-            progress.update(task, info=folder.name)
-            results.append(_run_case(predictor, folder, output,
-                                     lambda stage, name=folder.name: progress.update(task, info=f"{name}: {stage}")))
+        task = progress.add_task("patients", total=len(planned) - len(skipped), info="")
+        for folder, name in planned:
+            output = outputs[name][0]
+            if name in skipped:
+                results.append(CaseResult(name, output, previous.get(name, {}), skipped=True))
+                continue
+            progress.update(task, info=name)
+            results.append(_run_case(predictor, folder, name, output,
+                                     lambda stage, name=name: progress.update(task, info=f"{name}: {stage}")))
             progress.update(task, advance=1)
     if options.report is not None:
-        write_json(options.report, {"cases": [r.report or {"case_id": r.case_id, "error": r.error} for r in results],
+        write_json(options.report, {"cases": [r.report or {"case_id": r.case_id, "error": r.error,
+                                                           "skipped": r.skipped} for r in results],
                                     "failed": [r.case_id for r in results if r.error]})
     return results
 
 
-def _run_case(predictor: Predictor, folder: Path, output: Path, on_stage) -> CaseResult:
+def _case_outputs(out_dir: Path, name: str, options: SegmentOptions) -> list[Path]:
+    """The files one cohort patient writes, its mask first."""
+    mask = out_dir / f"{name}.nii.gz"
+    paths = [mask] + [extra_path(mask, kind) for kind in options.save]
+    return paths + ([Path(options.overlay) / f"{name}.png"] if options.overlay is not None else [])
+
+
+def _previous_reports(path: Path) -> dict[str, dict]:
+    """Per-case entries of an earlier cohort report (to keep those of skipped patients)."""
     try:
-        patient = discover_patient(folder)
-        return CaseResult(patient.case_id, output, predictor.run(patient, output, on_stage))
+        cases = json.loads(Path(path).read_text())["cases"]
+        return {case["case_id"]: case for case in cases if "output" in case}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not a cohort report of `recoseg segment`; give another --report") from None
+
+
+def _run_case(predictor: Predictor, folder: Path, name: str, output: Path, on_stage) -> CaseResult:
+    try:
+        patient = replace(discover_patient(folder), case_id=name)
+        return CaseResult(name, output, predictor.run(patient, output, on_stage))
     except RecosegError as error:
         console.print(f"[red]error:[/red] {error}", soft_wrap=True)
-        return CaseResult(folder.name, output, error=str(error))
+        return CaseResult(name, output, error=str(error))
     except Exception as error:  # an internal bug in one case must not stop the cohort; keep its traceback
         console.print(traceback.format_exc(), markup=False)
-        return CaseResult(folder.name, output, error=f"internal error: {error.__class__.__name__}: {error}")
+        return CaseResult(name, output, error=f"internal error: {error.__class__.__name__}: {error}")

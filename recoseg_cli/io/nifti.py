@@ -110,13 +110,16 @@ def save_volume(canonical: np.ndarray, geometry: Geometry, path: str | Path, dty
 
 
 def write_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in the target folder, then move it into place."""
+    """Call ``write(tmp_path)`` on a temporary file in the target folder (created if missing), then move it
+    into place."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file path")
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{folder}: output folder does not exist")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
     try:
         handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)

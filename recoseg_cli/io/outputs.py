@@ -8,7 +8,10 @@ from recoseg_cli.errors import InputError
 
 
 def check_output_file(path: Path | None, overwrite: bool) -> None:
-    """Refuse a file output that is a folder, sits in a missing folder, or exists without ``overwrite``."""
+    """Refuse a file output that is a folder, lies below a file, or exists without ``overwrite``.
+
+    Missing folders above it are fine: they are created when the file is written.
+    """
     if path is None:
         return
     path = Path(path)
@@ -16,8 +19,9 @@ def check_output_file(path: Path | None, overwrite: bool) -> None:
         raise InputError(f"{path}: is a folder, expected a file path")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: already exists; use --overwrite to replace it")
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
+    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise InputError(f"{blocking}: is a file, so {path} cannot be written below it")
 
 
 def check_nifti_output(path: Path, overwrite: bool) -> None:
