@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import replace
@@ -11,7 +12,7 @@ from typing import Optional
 import typer
 
 from recoseg_cli import __version__
-from recoseg_cli.console import console, progress_bar
+from recoseg_cli.console import console, error, progress_bar
 from recoseg_cli.errors import InputError, RecosegError
 
 app = typer.Typer(name="recoseg", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -110,6 +111,25 @@ def _patient(folder: Optional[Path], flair: Optional[Path], t1: Optional[Path], 
     return discover_patient(folder)
 
 
+def _device_name(value: str) -> str:
+    """Reject a malformed --device while parsing, before torch is imported (availability is checked later)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise InputError(f"--device must be auto, cpu or cuda[:i], not {value!r}")
+    return value
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    """``i/n`` (0-based i) -> (i, n)."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like i/n (0-based), not {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+DEVICE = typer.Option("auto", callback=_device_name, help="auto, cpu or cuda[:i].")
 FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder).")
 T1 = typer.Option(None, "--t1", help="Explicit T1 path.")
 T1CE = typer.Option(None, "--t1ce", help="Explicit T1ce path (optional).")
@@ -127,7 +147,7 @@ def synthesize(
     start_step: int = typer.Option(999, help="One-step sampler: timestep the real T1ce (if any) is noised to."),
     eta: float = typer.Option(0.0, help="DDIM stochasticity."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
     report: Optional[Path] = typer.Option(None, help="Write PSNR/SSIM (when T1ce exists) and timings as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
@@ -136,10 +156,11 @@ def synthesize(
     seg: Optional[Path] = SEG,
 ) -> None:
     """Synthesize T1ce from FLAIR, T1 and T2 with the conditional DDPM, in the patient's own geometry."""
+    found = _patient(patient, flair, t1, t1ce, t2, seg)
     from recoseg_cli.commands.synthesize import run_synthesize
 
-    run_synthesize(_patient(patient, flair, t1, t1ce, t2, seg), output, weights, _sampler(sampler, steps, start_step, eta),
-                   seed, device, batch_size, report, overwrite, quiet)
+    run_synthesize(found, output, weights, _sampler(sampler, steps, start_step, eta), seed, device, batch_size, report,
+                   overwrite, quiet)
 
 
 @app.command()
@@ -151,17 +172,18 @@ def residual(
     steps: int = typer.Option(1, min=1, help="Network calls per slice."),
     smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     batch_size: int = typer.Option(32, min=1, help="Slices per network call."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
 ) -> None:
     """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
+    found = _patient(patient, flair, t1, t1ce, t2, None)
     from recoseg_cli.commands.synthesize import run_residual
 
-    path = run_residual(_patient(patient, flair, t1, t1ce, t2, None), output, weights,
-                        _sampler(sampler, steps, 999, 0.0), seed, device, batch_size, smooth, overwrite)
+    path = run_residual(found, output, weights, _sampler(sampler, steps, 999, 0.0), seed, device, batch_size, smooth,
+                        overwrite)
     if not quiet:
         console.print(f"residual -> {path}")
 
@@ -171,7 +193,7 @@ def segment(
     input: Optional[Path] = typer.Argument(None, help="A patient folder, or a folder of patient folders."),
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (one patient) or folder (several)."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     sampler: Optional[str] = typer.Option(None, help="Override the weights' sampler: onestep, ddim or ddpm."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Probability threshold (default: weights')."),
@@ -200,8 +222,15 @@ def segment(
     seg: Optional[Path] = SEG,
 ) -> None:
     """Segment the tumour sub-regions: a uint8 BraTS label mask (or binary whole tumour) in the patient's geometry."""
-    from recoseg_cli.commands.segment import SegmentOptions, parse_shard, segment_cohort, segment_one
     from recoseg_cli.io.discovery import is_patient_folder, looks_like_one_patient
+
+    shards, label_scheme = _parse_shard(shard), _label_scheme(labels)
+    if input is not None and not input.is_dir():
+        raise InputError(f"{input}: expected a patient folder or a folder of them, got a file" if input.exists()
+                         else f"{input}: no such folder")
+    one = input is None or is_patient_folder(input) or looks_like_one_patient(input)
+    patient = _patient(input, flair, t1, t1ce, t2, seg) if one else None
+    from recoseg_cli.commands.segment import SegmentOptions, segment_cohort, segment_one
 
     save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth)) if on)
@@ -209,15 +238,13 @@ def segment(
         weights=weights, device=device, sampler=_sampler(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
-        report=report, overwrite=overwrite, skip_existing=skip_existing, shard=parse_shard(shard),
-        label_scheme=_label_scheme(labels), quiet=quiet, bf16=bf16)
-    if input is None or is_patient_folder(input) or looks_like_one_patient(input):
-        segment_one(_patient(input, flair, t1, t1ce, t2, seg), output, options)
+        report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
+        label_scheme=label_scheme, quiet=quiet, bf16=bf16)
+    if patient is not None:
+        segment_one(patient, output, options)
         return
     if any((flair, t1, t1ce, t2, seg)):
         raise InputError("explicit modality paths describe one patient; give no cohort folder with them")
-    if not input.is_dir():
-        raise InputError(f"{input}: no such folder")
     results = segment_cohort(input, output, options)
     failed = [r for r in results if r.error]
     skipped = [r for r in results if r.skipped]
@@ -239,7 +266,7 @@ def benchmark(
     speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
     full_samplers: bool = typer.Option(False, "--full-samplers",
                                        help="Run every sampler setting on whole patients (for GPU users)."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     seed: int = typer.Option(0, help="First training seed."),
     repeats: int = typer.Option(1, min=1, help="Train and evaluate everything with this many seeds."),
     train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients."),
@@ -284,7 +311,7 @@ def crossval(
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
     only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
                                                              "by side); a run without it writes the summary."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
@@ -340,7 +367,7 @@ def train(
     batch_size: int = typer.Option(16, min=1, help="Slices per step (per process under torchrun)."),
     lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, warm-up then cosine)."),
     seed: int = typer.Option(0, help="Seed of initialisation, sampling, noise, splits and the labelled subset."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda[:i]."),
+    device: str = DEVICE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     init_weights: Optional[Path] = typer.Option(None, help="Start from these weights (same stage and network): "
@@ -484,13 +511,24 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+"""Typer's base of option and usage errors (click's ClickException, vendored in recent Typer)."""
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console entry point: bad input becomes one line on stderr and exit code 2."""
+    """Console entry point: bad input or options become one line on stderr and exit code 2."""
     try:
-        app(args=argv, prog_name="recoseg")
-    except RecosegError as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        code = app(args=argv, prog_name="recoseg", standalone_mode=False)
+    except RecosegError as exc:
+        error(str(exc))
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
-        sys.exit(130)
+    except USAGE_ERROR as exc:
+        command = f"{exc.ctx.command_path} --help" if getattr(exc, "ctx", None) else "recoseg --help"
+        error(f"{exc.format_message()} (see {command})")
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
+    if code == 130:
+        error("interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)

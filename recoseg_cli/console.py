@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False)
@@ -12,7 +13,12 @@ console = Console(stderr=True, highlight=False)
 
 def warn(message: str) -> None:
     """A warning line on stderr; shown even with --quiet."""
-    console.print(f"[yellow]warning:[/yellow] {message}")
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """An error line on stderr (one line, however long)."""
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import torch
 
 from recoseg_cli import __version__
 from recoseg_cli.console import console, progress_bar, warn
+from recoseg_cli.console import error as print_error
 from recoseg_cli.devices import precision_name, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError, RecosegError, WeightsError
@@ -268,17 +269,6 @@ def package_versions() -> dict[str, str]:
             "nibabel": nibabel.__version__, "python": platform.python_version()}
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``i/n`` (0-based i) -> (i, n)."""
-    try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard must look like i/n (0-based), not {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise InputError(f"--shard {text}: need 0 <= i < n")
-    return index, count
-
-
 def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict:
     """Segment a single patient into ``output``; bad input raises."""
     check_nifti_output(output, options.overwrite)
@@ -370,7 +360,7 @@ def _run_case(predictor: Predictor, folder: Path, name: str, output: Path, on_st
         patient = replace(discover_patient(folder), case_id=name)
         return CaseResult(name, output, predictor.run(patient, output, on_stage))
     except RecosegError as error:
-        console.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        print_error(str(error))
         return CaseResult(name, output, error=str(error))
     except Exception as error:  # an internal bug in one case must not stop the cohort; keep its traceback
         console.print(traceback.format_exc(), markup=False)

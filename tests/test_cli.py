@@ -1,0 +1,24 @@
+"""Command-line behaviour shared by all commands: one-line errors, exit codes, fast rejection of typos."""
+
+import subprocess
+import sys
+
+import pytest
+
+RUN_MAIN = ("import sys\nfrom recoseg_cli.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit_:\n"
+            "    print(exit_.code, 'torch' in sys.modules)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["segment", "{tmp}/missing", "-o", "{tmp}/m.nii.gz"], "missing: no such folder"),
+    (["segment", "{tmp}", "-o", "{tmp}/m.nii.gz", "--shard", "3"], "--shard must look like i/n"),
+    (["segment", "{tmp}", "-o", "{tmp}/m.nii.gz", "--device", "gpu"], "--device must be auto, cpu or cuda[:i]"),
+    (["segment", "{tmp}", "-o", "{tmp}/m.nii.gz", "--threshold", "2"], "Invalid value for '--threshold'"),
+    (["synthesize", "{tmp}/missing", "-o", "{tmp}/s.nii.gz"], "missing: no such folder"),
+    (["train", "--data", "{tmp}"], "Missing option '-o'"),
+])
+def test_typos_get_one_line_and_exit_2_before_torch_is_imported(tmp_path, args, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    done = subprocess.run([sys.executable, "-c", RUN_MAIN, *argv], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
