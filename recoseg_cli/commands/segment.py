@@ -37,6 +37,17 @@ from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
+STAGES = ("load", "preprocess", "synthesis", "segmentation", "write", "overlay")
+"""Stages of one patient, in order; ``on_stage`` callbacks receive each one as it finishes."""
+
+
+def next_stage(finished: str, overlay: bool) -> str:
+    """The stage that starts when ``finished`` ends (for progress displays)."""
+    stages = STAGES if overlay else STAGES[:-1]
+    index = stages.index(finished) + 1
+    return stages[index] if index < len(stages) else "done"
+
+
 EXTRA_OUTPUTS = {"probabilities": "_prob", "residual": "_residual", "synth": "_synth"}
 
 
@@ -279,15 +290,16 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
         check_output_file(options.overlay, options.overwrite)
     predictor = Predictor(options)
     with progress_bar(options.quiet) as progress:
-        task = progress.add_task(patient.case_id, total=5 + (options.overlay is not None), info="")
-        report = predictor.run(patient, output, lambda stage: progress.update(task, advance=1, info=stage))
+        task = progress.add_task(patient.case_id, total=5 + (options.overlay is not None), info=STAGES[0])
+        report = predictor.run(patient, output,
+                               lambda stage: progress.update(task, advance=1, info=next_stage(stage, options.overlay is not None)))
     if options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
         volumes = report["volumes_ml"]
         console.print(f"{patient.case_id}: whole tumour {volumes['whole']:.1f} mL (core {volumes['core']:.1f}, "
                       f"enhancing {volumes['enhancing']:.1f}), "
-                      f"{report['seconds_total']:.1f} s -> {output}")
+                      f"{report['seconds_total']:.1f} s -> {output}", soft_wrap=True)
     return report
 
 
@@ -328,9 +340,9 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
             if name in skipped:
                 results.append(CaseResult(name, output, previous.get(name, {}), skipped=True))
                 continue
-            progress.update(task, info=name)
-            results.append(_run_case(predictor, folder, name, output,
-                                     lambda stage, name=name: progress.update(task, info=f"{name}: {stage}")))
+            progress.update(task, info=f"{name}: {STAGES[0]}")
+            results.append(_run_case(predictor, folder, name, output, lambda stage, name=name: progress.update(
+                task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
             progress.update(task, advance=1)
     if options.report is not None:
         write_json(options.report, {"cases": [r.report or {"case_id": r.case_id, "error": r.error,
