@@ -239,7 +239,10 @@ def test_synthesize_and_residual_outputs(tiny_patient, tmp_path, tiny_weights, c
                             "--sampler", "ddim", "--steps", "3", "--report", tmp_path / "s.json"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "s.json").read_text())
-    assert {"healthy_ssim", "healthy_psnr", "tumour_ssim", "tumour_psnr"} <= set(report["metrics"])
+    assert {"healthy_ssim", "healthy_psnr", "tumour_ssim", "tumour_psnr"} <= set(report["metrics_vs_ground_truth"])
+    shared = {"case_id", "output", "inputs", "slices_processed", "seconds", "seconds_total", "weights",
+              "weights_sha256", "device", "precision", "peak_rss_gb", "versions"}
+    assert shared <= set(report) and str(tmp_path / "s.nii.gz") in err.replace("\n", "")
     written = nib.load(str(tmp_path / "s.nii.gz"))
     assert written.get_data_dtype() == np.float32 and written.shape == TINY.shape
     np.testing.assert_allclose(written.affine, TINY.affine)

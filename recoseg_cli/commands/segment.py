@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import platform
-import sys
 import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import nibabel
 import numpy as np
-import torch
 
-from recoseg_cli import __version__
 from recoseg_cli.console import console, progress_bar, warn
 from recoseg_cli.console import error as print_error
 from recoseg_cli.devices import precision_name, resolve_device
@@ -32,6 +27,7 @@ from recoseg_cli.pipeline import (PreparedPatient, prepare_patient, residual_sli
                                   synthesize_t1ce)
 from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.provenance import package_versions, peak_rss_gb
 from recoseg_cli.regions import REGIONS, labels_from_regions, region_mask, subregion_masks
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
@@ -210,8 +206,8 @@ class Predictor:
         prepared = prediction.prepared
         seconds = prediction.seconds
         report = {
-            "case_id": patient.case_id, "output": str(output),
-            "inputs": {m: str(p) for m, p in patient.images.items()},
+            "case_id": patient.case_id, "output": str(output.resolve()),
+            "inputs": {m: str(p.resolve()) for m, p in patient.images.items()},
             "labels": "whole tumour = 1" if self.options.whole_tumour_only else prepared.volumes.label_scheme,
             "volumes_ml": region_volumes_ml(masks, prediction.voxel_ml),
             "tumour_volume_ml": round(float(masks["whole"].sum()) * prediction.voxel_ml, 3),
@@ -242,10 +238,10 @@ def region_metrics(masks: dict[str, np.ndarray], seg: np.ndarray, spacing) -> di
         truth = region_mask(seg, region)
         metrics = volume_metrics(masks[region], truth, spacing)
         metrics["lesion_dice"] = lesion_wise_dice(masks[region], truth)
-        metrics["truth_ml"] = round(float(truth.sum()) * float(np.prod(spacing)) / 1000.0, 3)
-        out[region] = metrics
+        metrics["truth_ml"] = float(truth.sum()) * float(np.prod(spacing)) / 1000.0
+        out[region] = {key: round(value, 4) for key, value in metrics.items()}
     slice_dices, _ = slice_dice(masks["whole"], region_mask(seg, "whole"))
-    out["whole"]["slice_dice_mean"] = float(np.mean(slice_dices)) if slice_dices else float("nan")
+    out["whole"]["slice_dice_mean"] = round(float(np.mean(slice_dices)), 4) if slice_dices else float("nan")
     return out
 
 
@@ -254,30 +250,6 @@ def extra_path(output: Path, kind: str) -> Path:
     name = output.name
     stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
-
-
-def peak_rss_gb() -> float | None:
-    """Peak resident memory of this process so far, in GiB; None where the platform does not report it.
-
-    Linux: VmHWM, which starts afresh when the program starts (ru_maxrss would keep the peak of the parent
-    that forked it); elsewhere ru_maxrss (bytes on macOS).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 2**20, 3)
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:
-        return None
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**30 if sys.platform == "darwin" else 2**20), 3)
-
-
-def package_versions() -> dict[str, str]:
-    return {"recoseg": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "nibabel": nibabel.__version__, "python": platform.python_version()}
 
 
 def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict:
