@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
@@ -31,9 +31,12 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Segment brain tumours in MRI patient folders (FLAIR, T1, T1ce, T2)."""
 
 
+Labels = Literal["auto", "brats2020", "brats2023"]
+Sampler = Literal["onestep", "ddim", "ddpm"]
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summary; warnings and errors still print.")
+
+
 def _label_scheme(labels: str) -> Optional[str]:
-    if labels not in ("auto", "brats2020", "brats2023"):
-        raise InputError(f"--labels must be auto, brats2020 or brats2023, not {labels!r}")
     return None if labels == "auto" else labels
 
 
@@ -43,12 +46,12 @@ def preprocess(
     output: Path = typer.Option(..., "-o", "--output", help="Cache folder to write."),
     size: int = typer.Option(120, help="Side S of the S x S axial slices."),
     crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the brain before resizing."),
-    labels: str = typer.Option("auto", help="Label scheme: auto (from file names), brats2020 or brats2023."),
+    labels: Labels = typer.Option("auto", help="Label scheme: auto (from file names), brats2020 or brats2023."),
     workers: int = typer.Option(1, min=1, help="Parallel worker processes."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Fraction of subjects held out for validation."),
     seed: int = typer.Option(0, help="Seed of the train/validation split."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a cache made with another configuration."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display or summary."),
+    quiet: bool = QUIET,
 ) -> None:
     """Build a training cache of normalized slices; resumes where an interrupted run stopped."""
     from recoseg_cli.data.build_cache import build_cache
@@ -79,7 +82,7 @@ def make_cohort(
     shape: str = typer.Option("240x240x155", help="Grid shape XxYxZ; the field of view stays 240x240x155 mm."),
     noise_draw: int = typer.Option(0, help="Redraw only the acquisition noise (for a noise ceiling)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing patient folders."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = QUIET,
 ) -> None:
     """Write a synthetic cohort on MNI152 anatomy with gliomas (research and testing data)."""
     from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
@@ -142,7 +145,7 @@ def synthesize(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder (BraTS2020, BraTS2023 or nnU-Net names)."),
     output: Path = typer.Option(..., "-o", "--output", help="Synthetic T1ce NIfTI to write (float32, z-score units)."),
     weights: Optional[Path] = typer.Option(None, help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    sampler: str = typer.Option("onestep", help="onestep, ddim or ddpm."),
+    sampler: Sampler = typer.Option("onestep", help="Stage-1 sampler."),
     steps: int = typer.Option(1, min=1, help="Network calls per slice (DDIM/DDPM steps, or one-step draws averaged)."),
     start_step: int = typer.Option(999, help="One-step sampler: timestep the real T1ce (if any) is noised to."),
     eta: float = typer.Option(0.0, help="DDIM stochasticity."),
@@ -151,7 +154,7 @@ def synthesize(
     batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
     report: Optional[Path] = typer.Option(None, help="Write PSNR/SSIM (when T1ce exists) and timings as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,
 ) -> None:
@@ -163,20 +166,24 @@ def synthesize(
                    overwrite, quiet)
 
 
+T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required: the residual is T1ce minus its "
+                                                  "synthesis).")
+
+
 @app.command()
 def residual(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder with FLAIR, T1, T1ce and T2."),
     output: Path = typer.Option(..., "-o", "--output", help="Residual NIfTI to write (float32, z-score units)."),
     weights: Optional[Path] = typer.Option(None, help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    sampler: str = typer.Option("onestep", help="onestep, ddim or ddpm."),
+    sampler: Sampler = typer.Option("onestep", help="Stage-1 sampler."),
     steps: int = typer.Option(1, min=1, help="Network calls per slice."),
     smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     device: str = DEVICE,
     batch_size: int = typer.Option(32, min=1, help="Slices per network call."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
+    quiet: bool = QUIET,
+    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE_REQUIRED, t2: Optional[Path] = T2,
 ) -> None:
     """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
     found = _patient(patient, flair, t1, t1ce, t2, None)
@@ -194,7 +201,7 @@ def segment(
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (one patient) or folder (several)."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
     device: str = DEVICE,
-    sampler: Optional[str] = typer.Option(None, help="Override the weights' sampler: onestep, ddim or ddpm."),
+    sampler: Optional[Sampler] = typer.Option(None, help="Override the weights' sampler."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="Probability threshold (default: weights')."),
     min_component: Optional[float] = typer.Option(
@@ -212,12 +219,12 @@ def segment(
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
-    labels: str = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
+    labels: Labels = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; warnings and errors still print."),
+    quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,
 ) -> None:
@@ -259,7 +266,7 @@ def segment(
 
 @app.command()
 def benchmark(
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for results.json/.csv/.md and the PNG plots."),
+    out: Optional[Path] = typer.Option(None, "-o", "--output", "--out", help="Folder for results.json/.csv/.md and the PNG plots."),
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
                                                               "synthetic cohort generated for the run."),
     quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
@@ -277,7 +284,7 @@ def benchmark(
     batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
                                                            "or fp32 throughout (as on CPUs without bf16)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = QUIET,
 ) -> None:
     """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
     from recoseg_cli.commands.benchmark import make_plan, run_benchmark
@@ -300,7 +307,7 @@ def crossval(
     output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
     folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
-    seg_steps: int = typer.Option(2000, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_steps: int = typer.Option(1500, min=1, help="Segmenter optimizer steps per fold and variant."),
     seg_widths: str = typer.Option("8,16,32,64,128", help="Segmenter U-Net channel widths per level."),
     ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
     seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
@@ -313,7 +320,7 @@ def crossval(
                                                              "by side); a run without it writes the summary."),
     device: str = DEVICE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    quiet: bool = QUIET,
 ) -> None:
     """Patient-level cross-validation: per fold, train both stages and score the held-out patients."""
     from recoseg_cli.crossval import VARIANTS, CrossValConfig, results_markdown, run_crossval
@@ -336,10 +343,8 @@ def crossval(
 
 
 def _sampler(name: str, steps: int, start_step: int, eta: float):
-    from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
+    from recoseg_cli.diffusion.samplers import SamplerConfig
 
-    if name not in SAMPLERS:
-        raise InputError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {name!r}")
     if not 0 <= start_step <= 999 or steps > 1000:
         raise InputError("--start-step must be in 0..999 and --steps at most 1000")
     return SamplerConfig(name, steps, eta, start_step)
@@ -359,7 +364,7 @@ def _parse_widths(text: str) -> tuple[int, ...]:
 def train(
     data: Path = typer.Option(..., "--data", help="Cohort folder, or a cache written by `recoseg preprocess`."),
     output: Path = typer.Option(..., "-o", "--output", help="Run folder for checkpoints, weights and history."),
-    stage: str = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2), all (both, in RUN/ddpm and RUN/seg), "
+    stage: Literal["ddpm", "seg", "all", "regressor"] = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2), all (both, in RUN/ddpm and RUN/seg), "
                                            "or regressor (deterministic L1 baseline of stage 1)."),
     max_steps: int = typer.Option(2000, help="Optimizer steps per stage (ignored when --epochs is given)."),
     epochs: Optional[float] = typer.Option(None, help="Passes over the training slices; overrides --max-steps."),
@@ -377,8 +382,8 @@ def train(
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
     val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
     widths: str = typer.Option("16,32,64,96", help="DDPM (or regressor) U-Net channel widths per level."),
-    prediction: str = typer.Option("v", help="DDPM target: v or epsilon."),
-    schedule: str = typer.Option("linear", help="DDPM noise schedule: linear or cosine."),
+    prediction: Literal["v", "epsilon"] = typer.Option("v", help="DDPM target."),
+    schedule: Literal["linear", "cosine"] = typer.Option("linear", help="DDPM noise schedule."),
     x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
     x0_l1: float = typer.Option(0.0, min=0.0, help="DDPM: weight of an L1 term on the predicted clean T1ce."),
     last_step_fraction: float = typer.Option(0.5, min=0.0, max=1.0,
@@ -397,9 +402,9 @@ def train(
                                  help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
     t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
                                        help="Stage seg: fraction of slices trained as if T1ce were missing."),
-    sampler: str = typer.Option("onestep", help="Sampler that makes the training residuals."),
+    sampler: Sampler = typer.Option("onestep", help="Sampler that makes the training residuals."),
     steps: int = typer.Option(1, min=1, help="Sampler network calls per slice."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = QUIET,
 ) -> None:
     """Train a stage; `torchrun --nproc_per_node=K -m recoseg_cli train ...` runs it data-parallel."""
     from recoseg_cli.diffusion.losses import DiffusionLossConfig
@@ -413,12 +418,8 @@ def train(
     from recoseg_cli.training.run import Callbacks, train_stages
     from recoseg_cli.training.seg_task import SegStageConfig
 
-    if stage not in ("ddpm", "seg", "all", "regressor"):
-        raise InputError(f"--stage must be ddpm, seg, all or regressor, not {stage!r}")
     if init_weights is not None and stage == "all":
         raise InputError("--init-weights starts one stage; give --stage ddpm, seg or regressor")
-    if prediction not in ("v", "epsilon") or schedule not in ("linear", "cosine"):
-        raise InputError("--prediction must be v or epsilon and --schedule linear or cosine")
     train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
                                max_minutes=max_minutes, val_every=val_every, checkpoint_every=min(100, val_every))
     preprocess_config = PreprocessConfig(size=size)
@@ -510,6 +511,9 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
         raise InputError(f"--shape must look like 240x240x155 with sides >= 8, not {text!r}")
     return values  # type: ignore[return-value]
 
+
+COMMAND_ORDER = ("segment", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess", "make-cohort")
+app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))
 
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 """Typer's base of option and usage errors (click's ClickException, vendored in recent Typer)."""
