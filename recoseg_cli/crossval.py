@@ -330,9 +330,10 @@ def results_markdown(results: dict) -> str:
     config = results["config"]
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
-             "", f"Machine: {results['machine']}. Per fold: DDPM {config['ddpm_steps']} steps (lr {config['ddpm_lr']}), "
-             f"segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths {config['seg_widths']}), batch {config['batch_size']}, "
-             f"slices {config['size']}², {'bf16' if config['bf16'] else 'fp32'} where supported, seed {config['seed']}.",
+             "", f"Machine: {results['machine']}. Per fold: DDPM and L1 regressor {config['ddpm_steps']} steps each "
+             f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths "
+             f"{config['seg_widths']}), batch {config['batch_size']}, slices {config['size']}², "
+             f"{'bf16 autocast where supported' if config['bf16'] else 'fp32'}, seed {config['seed']}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "
              "cases where both are non-empty. Values: mean ± std (median, min–max) over cases.", "",
