@@ -213,8 +213,12 @@ def test_cohort_resume_keeps_the_report_and_says_what_it_skipped(tmp_path, tiny_
     code, _, err = run_cli(base + ["--skip-existing"], capsys)
     assert code == 0, err
     assert "segmented 1 of 2 patients" in err and "1 skipped" in err
-    cases = json.loads(report.read_text())["cases"]
-    assert [c["case_id"] for c in cases] == ["A", "B"] and all("volumes_ml" in c for c in cases)
+    written = json.loads(report.read_text())
+    assert [c["case_id"] for c in written["cases"]] == ["A", "B"] and all("volumes_ml" in c for c in written["cases"])
+    summary = written["summary"]
+    assert summary["patients"] == 2 and summary["metrics_vs_ground_truth"]["whole"]["dice"]["n"] == 2
+    whole = [c["volumes_ml"]["whole"] for c in written["cases"]]
+    assert summary["volumes_ml"]["whole"]["mean"] == pytest.approx(np.mean(whole), abs=1e-3)
 
 
 def test_cohort_names_outputs_by_folder_even_when_file_prefixes_repeat(tmp_path, tiny_volumes, tiny_weights,

@@ -317,10 +317,30 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
                 task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
             progress.update(task, advance=1)
     if options.report is not None:
-        write_json(options.report, {"cases": [r.report or {"case_id": r.case_id, "error": r.error,
+        reports = [r.report for r in results if r.report]
+        write_json(options.report, {"summary": cohort_summary(reports),
+                                    "cases": [r.report or {"case_id": r.case_id, "error": r.error,
                                                            "skipped": r.skipped} for r in results],
                                     "failed": [r.case_id for r in results if r.error]})
     return results
+
+
+def cohort_summary(reports: list[dict]) -> dict:
+    """Mean, std and count over patients of each volume and, where ground truths exist, of each metric."""
+    def stats(values: list) -> dict[str, float]:
+        array = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
+        if not len(array):
+            return {"mean": float("nan"), "std": float("nan"), "n": 0}
+        return {"mean": round(float(array.mean()), 4), "std": round(float(array.std()), 4), "n": int(len(array))}
+
+    summary: dict = {"patients": len(reports),
+                     "volumes_ml": {name: stats([r["volumes_ml"][name] for r in reports])
+                                    for name in (reports[0]["volumes_ml"] if reports else ())}}
+    scored = [r["metrics_vs_ground_truth"] for r in reports if "metrics_vs_ground_truth" in r]
+    if scored:
+        summary["metrics_vs_ground_truth"] = {region: {key: stats([m[region].get(key) for m in scored])
+                                                       for key in scored[0][region]} for region in scored[0]}
+    return summary
 
 
 def _case_outputs(out_dir: Path, name: str, options: SegmentOptions) -> list[Path]:
