@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import run_cli, write_nifti
 from recoseg_cli.inference import predict_volume, window_starts
 from recoseg_cli.models.unet import UNet, UNetConfig
 
@@ -92,3 +92,23 @@ def test_data_folder_is_split_by_seed_without_touching_it(tmp_path, tiny_volumes
         (data / f"Case_{i}").rename(tmp_path / f"moved_{i}")
     with pytest.raises(InputError, match="at least 4"):
         make_cohort(QUICK, tmp_path / "work3", data, lambda message: None)
+
+
+def test_benchmark_hd95_uses_canonical_voxel_sizes_for_permuted_files(tmp_path, tiny_volumes):
+    (tmp_path / "P").mkdir()
+    """Files stored S, R, A with 3 x 1 x 1 mm voxels: a prediction one axial slice off is 3 mm away."""
+    from recoseg_cli.benchmark.study import patient_scores
+    from recoseg_cli.io.discovery import discover_patient
+    from recoseg_cli.pipeline import prepare_patient
+    from recoseg_cli.preprocess import PreprocessConfig
+
+    affine = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [3, 0, 0, 0], [0, 0, 0, 1]], float)
+    for name, data in tiny_volumes.items():
+        write_nifti(tmp_path / "P" / f"P_{name}.nii.gz", np.ascontiguousarray(data.transpose(2, 0, 1)), affine)
+    folder = tmp_path / "P"
+    prepared = prepare_patient(discover_patient(folder), PreprocessConfig(size=32))
+    assert prepared.volumes.zooms == (1.0, 1.0, 3.0)
+    truth = np.stack([prepared.sliced.seg > 0] * 3, 1).astype(np.float32)
+    shifted = np.roll(truth, 1, axis=0)
+    scores = patient_scores(prepared, shifted)
+    assert scores["whole"]["hd95"] == pytest.approx(3.0, abs=0.01)

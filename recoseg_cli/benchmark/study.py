@@ -176,7 +176,7 @@ def system_inputs(system: System, prepared: PreparedPatient, synth: np.ndarray |
 def patient_scores(prepared: PreparedPatient, probabilities: np.ndarray) -> dict:
     """Per-volume metrics and per-slice Dice lists by region, in the patient's own voxel grid."""
     seg = prepared.volumes.seg
-    zooms = prepared.volumes.geometry.zooms
+    zooms = prepared.volumes.zooms
     out = {}
     for k, region in enumerate(TARGETS):
         mask = restack(prepared, probabilities[:, k]) >= 0.5
@@ -196,7 +196,7 @@ def synthesis_quality(prepared: PreparedPatient, synth: np.ndarray) -> dict:
     real = normalize(volumes.images["t1ce"], brain, PreprocessConfig().clip)
     fake = np.where(brain, restack_in_brain(prepared, synth), -1.0)
     tumour = region_mask(volumes.seg, "whole")
-    out = region_synthesis_metrics(real, fake, brain, tumour, volumes.geometry.zooms)
+    out = region_synthesis_metrics(real, fake, brain, tumour, volumes.zooms)
     residual = np.abs(real - fake)
     enhancing = region_mask(volumes.seg, "enhancing") & brain
     healthy = brain & ~tumour
