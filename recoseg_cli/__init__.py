@@ -1,3 +1,20 @@
-"""recoseg: brain tumour segmentation with residual-guided cross-modal diffusion."""
+"""recoseg: brain tumour segmentation with residual-guided cross-modal diffusion.
+
+    import recoseg_cli
+    mask = recoseg_cli.segment("patient_dir/")            # a nibabel image in the patient's own grid
+    segmenter = recoseg_cli.Segmenter(device="cpu")       # weights loaded once, then one call per patient
+    result = segmenter("other_patient/", probabilities=True)
+"""
 
 __version__ = "0.1.0"
+
+__all__ = ["Segmenter", "SegmentationResult", "segment", "__version__"]
+
+
+def __getattr__(name: str):
+    """Load the API (and torch) on first use, so that ``recoseg --help`` and typos stay fast."""
+    if name in ("Segmenter", "SegmentationResult", "segment"):
+        from recoseg_cli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'recoseg_cli' has no attribute {name!r}")

@@ -160,11 +160,7 @@ class Predictor:
         prediction = self.predict(patient, on_stage)
         prepared, volumes = prediction.prepared, prediction.prepared.volumes
         clock = time.perf_counter()
-        masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
-        if not masks["whole"].any():
-            prediction.warnings.append("the mask is empty: no tumour found above the threshold")
-        labels = (masks["whole"].astype(np.uint8) if self.options.whole_tumour_only
-                  else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], volumes.label_scheme))
+        masks, labels = self.label_map(prediction)
         save_volume(labels, volumes.geometry, output, np.uint8)
         synth = prediction.synth
         wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
@@ -185,6 +181,16 @@ class Predictor:
         for message in prediction.warnings:
             warn(f"{patient.case_id}: {message}")
         return self._report(patient, output, prediction, masks)
+
+    def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
+        masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
+        if not masks["whole"].any():
+            prediction.warnings.append("the mask is empty: no tumour found above the threshold")
+        scheme = prediction.prepared.volumes.label_scheme
+        labels = (masks["whole"].astype(np.uint8) if self.options.whole_tumour_only
+                  else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme))
+        return masks, labels
 
     def _save_extras(self, output: Path, prediction: Prediction, residual) -> None:
         prepared = prediction.prepared

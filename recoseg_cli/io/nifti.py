@@ -90,6 +90,13 @@ def to_file_orientation(canonical: np.ndarray, geometry: Geometry) -> np.ndarray
 def save_volume(canonical: np.ndarray, geometry: Geometry, path: str | Path, dtype: type = np.uint8) -> Path:
     """Write a canonical array to ``path`` in the source's orientation, shape, affine and codes, atomically."""
     path = Path(path)
+    image = to_image(canonical, geometry, dtype)
+    write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
+    return path
+
+
+def to_image(canonical: np.ndarray, geometry: Geometry, dtype: type = np.uint8) -> nib.Nifti1Image:
+    """A canonical array as a NIfTI image in the source's orientation, shape, affine, zooms and codes."""
     data = to_file_orientation(canonical, geometry).astype(dtype)
     if data.shape != geometry.shape:
         raise ValueError(f"array shape {data.shape} does not match geometry {geometry.shape}")
@@ -99,14 +106,13 @@ def save_volume(canonical: np.ndarray, geometry: Geometry, path: str | Path, dty
     header.set_data_dtype(dtype)
     header.set_zooms(source.get_zooms()[:3])
     header.set_xyzt_units(*source.get_xyzt_units())
+    image = nib.Nifti1Image(data, geometry.affine, header=header)
     qform, qform_code = source.get_qform(coded=True)
     sform, sform_code = source.get_sform(coded=True)
-    header.set_qform(qform if qform is not None else geometry.affine, int(qform_code or 0))
-    header.set_sform(sform if sform is not None else geometry.affine, int(sform_code or 0))
-    image = nib.Nifti1Image(data, None, header=header)
+    image.set_qform(qform if qform is not None else geometry.affine, int(qform_code or 0))
+    image.set_sform(sform if sform is not None else geometry.affine, int(sform_code or 0))
     image.header.set_slope_inter(1.0, 0.0)
-    write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
-    return path
+    return image
 
 
 def write_atomically(path: Path, write) -> None:

@@ -1,0 +1,43 @@
+"""The Python API: `recoseg_cli.segment` and `recoseg_cli.Segmenter`."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import recoseg_cli
+from conftest import TINY, run_cli
+from recoseg_cli.errors import InputError
+
+
+def test_segment_returns_the_mask_the_cli_writes(tiny_patient, tmp_path, tiny_weights, capsys):
+    image = recoseg_cli.segment(tiny_patient, tmp_path / "api.nii.gz", weights=tiny_weights["seg"], device="cpu")
+    assert isinstance(image, nib.Nifti1Image) and image.shape == TINY.shape
+    np.testing.assert_allclose(image.affine, TINY.affine)
+    assert set(np.unique(np.asarray(image.dataobj))) <= {0, 1, 2, 4}
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "cli.nii.gz", "--weights", tiny_weights["seg"],
+                            "--device", "cpu", "-q"], capsys)
+    assert code == 0, err
+    written = nib.load(str(tmp_path / "cli.nii.gz"))
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(image.dataobj))
+    np.testing.assert_array_equal(np.asarray(nib.load(str(tmp_path / "api.nii.gz")).dataobj), np.asarray(image.dataobj))
+    with pytest.raises(InputError, match="already exists"):
+        recoseg_cli.segment(tiny_patient, tmp_path / "api.nii.gz", weights=tiny_weights["seg"])
+
+
+def test_segmenter_is_reused_across_patients_and_inputs(tiny_patient, tmp_path, tiny_weights):
+    segmenter = recoseg_cli.Segmenter(tiny_weights["seg"], device="cpu", whole_tumour=True)
+    from_folder = segmenter(tiny_patient, probabilities=True, residual=True, synth=True)
+    files = {m: next(tiny_patient.glob(f"*_{m}.nii.gz")) for m in ("flair", "t1", "t1ce", "t2")}
+    from_files = segmenter(files)
+    np.testing.assert_array_equal(from_folder.labels, from_files.labels)
+    assert set(np.unique(from_folder.labels)) <= {0, 1}
+    assert set(from_folder.probabilities) == {"whole", "core", "enhancing"}
+    for image in (*from_folder.probabilities.values(), from_folder.residual, from_folder.synth):
+        assert image.shape == TINY.shape and image.get_data_dtype() == np.float32
+    assert from_folder.metrics["whole"]["dice"] >= 0 and from_files.metrics is None
+    assert from_folder.volumes_ml["whole"] == pytest.approx(from_folder.labels.sum() * np.prod(TINY.spacing) / 1000,
+                                                            rel=1e-3)
+    saved = from_files.save(tmp_path / "sub" / "m.nii.gz")
+    assert nib.load(str(saved)).shape == TINY.shape
+    with pytest.raises(InputError, match="sampler must be one of"):
+        recoseg_cli.Segmenter(tiny_weights["seg"], sampler="euler")
