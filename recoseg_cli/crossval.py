@@ -26,7 +26,7 @@ from recoseg_cli.inputs import DEFAULT_CHANNELS
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import write_atomically
-from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio
+from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, summary_stats
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
 from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
@@ -240,22 +240,14 @@ def _claim(output: Path, config: CrossValConfig) -> None:
     write_json(record, config.to_dict())
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    array = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
-    if not len(array):
-        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "min": float("nan"),
-                "max": float("nan"), "n": 0}
-    return {"mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)),
-            "min": float(array.min()), "max": float(array.max()), "n": int(len(array))}
-
-
 def region_summary(cases: list[dict], candidate: int) -> dict:
     """Per region: Dice, HD95 and lesion-wise Dice statistics over cases; whole tumour also per-slice Dice."""
     out = {}
     for region in REGIONS:
         metrics = [case["postprocess"][candidate][region] for case in cases]
-        out[region] = {key: _stats([m[key] for m in metrics]) for key in ("dice", "hd95", "lesion_dice")}
-    out["whole"]["slice_dice"] = _stats([case["postprocess"][candidate]["whole"]["slice_dice_mean"] for case in cases])
+        out[region] = {key: summary_stats([m[key] for m in metrics]) for key in ("dice", "hd95", "lesion_dice")}
+    out["whole"]["slice_dice"] = summary_stats([case["postprocess"][candidate]["whole"]["slice_dice_mean"]
+                                                for case in cases])
     return out
 
 
@@ -291,7 +283,7 @@ def summarize(cases: dict[str, list[dict]], stage_one: list[dict], config: Cross
                  "cases": variant_cases}
         results["variants"][variant] = entry
     keys = sorted({k for case in stage_one for k in case if k != "case_id"})
-    results["stage_one"] = {"cases": stage_one, **{k: _stats([c.get(k) for c in stage_one]) for k in keys}}
+    results["stage_one"] = {"cases": stage_one, **{k: summary_stats([c.get(k) for c in stage_one]) for k in keys}}
     if {"recoseg", "modalities"} <= set(cases):
         def dices(variant: str, region: str) -> list[float]:
             by_case = {c["case_id"]: c["postprocess"][chosen][region]["dice"] for c in cases[variant]}

@@ -133,3 +133,13 @@ def lesion_wise_dice(prediction: np.ndarray, truth: np.ndarray, dilation: int = 
         scores.append(dice(np.isin(components, touching) & p, t & extent))
     false_positives = count - len(matched - {0})
     return float(np.sum(scores) / (len(scores) + false_positives))
+
+
+def summary_stats(values: list) -> dict[str, float]:
+    """Mean, std, median, min, max and count of the finite values (None and NaN skipped)."""
+    array = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
+    if not len(array):
+        return {"mean": float("nan"), "std": float("nan"), "median": float("nan"), "min": float("nan"),
+                "max": float("nan"), "n": 0}
+    return {"mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)),
+            "min": float(array.min()), "max": float(array.max()), "n": int(len(array))}

@@ -21,7 +21,7 @@ from recoseg_cli.io.discovery import Patient, discover_patient, find_patient_fol
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import save_volume
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file, check_output_folder
-from recoseg_cli.metrics import lesion_wise_dice, slice_dice, volume_metrics
+from recoseg_cli.metrics import lesion_wise_dice, slice_dice, summary_stats, volume_metrics
 from recoseg_cli.overlay import write_overlay
 from recoseg_cli.pipeline import (PreparedPatient, prepare_patient, residual_slices, restack, restack_in_brain,
                                   synthesize_t1ce)
@@ -332,12 +332,10 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
 
 
 def cohort_summary(reports: list[dict]) -> dict:
-    """Mean, std and count over patients of each volume and, where ground truths exist, of each metric."""
+    """Statistics over patients (mean, std, median, range, count) of each volume and, where ground truths
+    exist, of each metric."""
     def stats(values: list) -> dict[str, float]:
-        array = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
-        if not len(array):
-            return {"mean": float("nan"), "std": float("nan"), "n": 0}
-        return {"mean": round(float(array.mean()), 4), "std": round(float(array.std()), 4), "n": int(len(array))}
+        return {key: round(value, 4) for key, value in summary_stats(values).items()}
 
     summary: dict = {"patients": len(reports),
                      "volumes_ml": {name: stats([r["volumes_ml"][name] for r in reports])
