@@ -136,6 +136,8 @@ DEVICE = typer.Option("auto", callback=_device_name, help="auto, cpu or cuda[:i]
 FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder).")
 T1 = typer.Option(None, "--t1", help="Explicit T1 path.")
 T1CE = typer.Option(None, "--t1ce", help="Explicit T1ce path (optional).")
+T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required: the residual is T1ce minus its "
+                                                  "synthesis).")
 T2 = typer.Option(None, "--t2", help="Explicit T2 path.")
 SEG = typer.Option(None, "--seg", help="Explicit segmentation path (optional, for metrics).")
 
@@ -166,10 +168,6 @@ def synthesize(
                    overwrite, quiet)
 
 
-T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required: the residual is T1ce minus its "
-                                                  "synthesis).")
-
-
 @app.command()
 def residual(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder with FLAIR, T1, T1ce and T2."),
@@ -183,7 +181,8 @@ def residual(
     batch_size: int = typer.Option(32, min=1, help="Slices per network call."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = QUIET,
-    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE_REQUIRED, t2: Optional[Path] = T2,
+    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE_REQUIRED,
+    t2: Optional[Path] = T2,
 ) -> None:
     """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
     found = _patient(patient, flair, t1, t1ce, t2, None)
@@ -266,7 +265,8 @@ def segment(
 
 @app.command()
 def benchmark(
-    out: Optional[Path] = typer.Option(None, "-o", "--output", "--out", help="Folder for results.json/.csv/.md and the PNG plots."),
+    out: Optional[Path] = typer.Option(None, "-o", "--output", "--out",
+                                       help="Folder for results.json/.csv/.md and the PNG plots."),
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
                                                               "synthetic cohort generated for the run."),
     quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
