@@ -41,7 +41,7 @@ def test_sliding_window_matches_one_pass_and_handles_small_volumes():
 @pytest.mark.slow
 def test_quick_benchmark_writes_every_output(tmp_path, capsys):
     out = tmp_path / "bench"
-    code, _, err = run_cli(["benchmark", "--quick", "--out", out, "-q"], capsys)
+    code, _, err = run_cli(["benchmark", "--quick", "-o", out, "-q"], capsys)
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     names = {s["name"] for s in results["study"]["systems"]}
@@ -60,7 +60,7 @@ def test_quick_benchmark_writes_every_output(tmp_path, capsys):
     assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim", "ddpm"]
     for name in ("dice_vs_label_fraction.png", "time_by_stage.png", "dice_vs_sampler_steps.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--out", out, "-q"], capsys)
+    code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--output", out, "-q"], capsys)
     assert code == 2 and "results.json: already exists" in err
 
 
