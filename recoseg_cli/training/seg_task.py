@@ -25,7 +25,7 @@ class SegStageConfig:
     """Everything that defines a stage-2 model; stored in its checkpoints and weights."""
 
     unet: UNetConfig = field(default_factory=lambda: UNetConfig(
-        in_channels=len(DEFAULT_CHANNELS), out_channels=len(REGIONS), widths=(8, 16, 32, 64, 128), time_embedding=False,
+        in_channels=len(DEFAULT_CHANNELS), out_channels=len(REGIONS), widths=(16, 32, 64, 96), time_embedding=False,
         attention=False))
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     t1ce_dropout: float = 0.15
