@@ -348,7 +348,8 @@ def results_markdown(results: dict) -> str:
                          " | ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS) +
                          f" | {summary['whole']['hd95']['median']:.1f} |")
         lines.append("")
-    lines += stage_one_markdown(results["stage_one"])
+    if results["stage_one"]["cases"]:
+        lines += stage_one_markdown(results["stage_one"])
     if "residual_effect" in results:
         lines += ["## The residual's contribution: Dice of `recoseg` minus `modalities`, paired by case", "",
                   "| region | mean difference | 95% bootstrap CI | cases |", "| --- | --- | --- | --- |"]
