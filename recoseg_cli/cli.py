@@ -133,6 +133,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 
 DEVICE = typer.Option("auto", callback=_device_name, help="auto, cpu or cuda[:i].")
+BATCH_SIZE = typer.Option(None, min=1, help="Slices per network call [default: 8 on CPU, 64 on GPU].")
 FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder).")
 T1 = typer.Option(None, "--t1", help="Explicit T1 path.")
 T1CE = typer.Option(None, "--t1ce", help="Explicit T1ce path (optional).")
@@ -153,7 +154,7 @@ def synthesize(
     eta: float = typer.Option(0.0, help="DDIM stochasticity."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     device: str = DEVICE,
-    batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
+    batch_size: Optional[int] = BATCH_SIZE,
     report: Optional[Path] = typer.Option(None, help="Write PSNR/SSIM (when T1ce exists) and timings as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = QUIET,
@@ -178,7 +179,7 @@ def residual(
     smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
     device: str = DEVICE,
-    batch_size: int = typer.Option(32, min=1, help="Slices per network call."),
+    batch_size: Optional[int] = BATCH_SIZE,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE_REQUIRED,
@@ -216,7 +217,7 @@ def segment(
     overlay: Optional[Path] = typer.Option(None, help="PNG picture (one patient) or folder of <case>.png (several)."),
     report: Optional[Path] = typer.Option(None, help="JSON report: volume, timings, weights, versions, device."),
     seed: int = typer.Option(0, help="Seed of the sampling noise."),
-    batch_size: int = typer.Option(32, min=1, help="Slices per network call; lower it if memory runs out."),
+    batch_size: Optional[int] = BATCH_SIZE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     labels: Labels = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),

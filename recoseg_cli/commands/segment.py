@@ -13,7 +13,7 @@ import numpy as np
 
 from recoseg_cli.console import console, progress_bar, warn
 from recoseg_cli.console import error as print_error
-from recoseg_cli.devices import precision_name, resolve_device
+from recoseg_cli.devices import inference_batch_size, precision_name, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError, RecosegError, WeightsError
 from recoseg_cli.inputs import assemble, needs_synthesis
@@ -55,7 +55,8 @@ class SegmentOptions:
     device: str = "auto"
     sampler: SamplerConfig | None = None
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int | None = None
+    """Slices per network call; None: ``devices.inference_batch_size``."""
     threshold: float | None = None
     min_component_ml: float | None = None
     whole_tumour_only: bool = False
@@ -102,6 +103,7 @@ class Predictor:
 
     def __init__(self, options: SegmentOptions):
         self.device = resolve_device(options.device)
+        self.batch_size = inference_batch_size(self.device, options.batch_size)
         path, checksum = resolve_weights_path(options.weights)
         self.weights: Weights = load_weights(path, ("seg",), checksum)
         extra = self.weights.extra
@@ -141,7 +143,7 @@ class Predictor:
         sliced = prepared.sliced
         synth = None
         if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
-            synth = synthesize_t1ce(prepared, self.synthesizer, self.sampler, self.options.seed, self.options.batch_size)
+            synth = synthesize_t1ce(prepared, self.synthesizer, self.sampler, self.options.seed, self.batch_size)
         lap("synthesis")
         missing = None
         if not prepared.has_t1ce:
@@ -150,7 +152,7 @@ class Predictor:
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
-        slices = self.segmenter.predict(inputs, sliced.brain, self.options.batch_size)
+        slices = self.segmenter.predict(inputs, sliced.brain, self.batch_size)
         probabilities = {region: restack(prepared, slices[:, k]) for k, region in enumerate(self.targets)}
         lap("segmentation")
         return Prediction(prepared, probabilities, synth, seconds, warnings)

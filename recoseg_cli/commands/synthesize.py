@@ -10,7 +10,7 @@ import torch
 from scipy import ndimage
 
 from recoseg_cli.console import console
-from recoseg_cli.devices import precision_name, resolve_device
+from recoseg_cli.devices import inference_batch_size, precision_name, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
@@ -25,7 +25,7 @@ from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 
 def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
-                   device: str, batch_size: int, report: Path | None, overwrite: bool, quiet: bool) -> dict:
+                   device: str, batch_size: int | None, report: Path | None, overwrite: bool, quiet: bool) -> dict:
     """Write the synthetic T1ce (z-score units, 0 outside the brain) and return the report (the keys of
     ``segment``'s report where they mean the same)."""
     check_nifti_output(output, overwrite)
@@ -44,7 +44,7 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     lap("weights")
     prepared = prepare_patient(patient, config, on_loaded=lambda: lap("load"))
     lap("preprocess")
-    synthetic = synthesize_t1ce(prepared, synthesizer, sampler, seed, batch_size)
+    synthetic = synthesize_t1ce(prepared, synthesizer, sampler, seed, inference_batch_size(torch_device, batch_size))
     lap("synthesis")
     volumes = prepared.volumes
     mask = prepared.sliced.volume_brain
@@ -81,13 +81,15 @@ def load_synthesizer(weights_option: Path | None, device: torch.device) -> tuple
 
 
 def run_residual(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
-                 device: str, batch_size: int, smooth_mm: float, overwrite: bool) -> Path:
+                 device: str, batch_size: int | None, smooth_mm: float, overwrite: bool) -> Path:
     """Write |T1ce - synthetic T1ce| (z-score units, 0 outside the brain), optionally Gaussian-smoothed."""
     check_nifti_output(output, overwrite)
     patient.require(("t1ce",))
-    _, synthesizer, config = load_synthesizer(weights_option, resolve_device(device))
+    torch_device = resolve_device(device)
+    _, synthesizer, config = load_synthesizer(weights_option, torch_device)
     prepared = prepare_patient(patient, config)
-    residual = residual_slices(prepared, synthesize_t1ce(prepared, synthesizer, sampler, seed, batch_size))
+    synthetic = synthesize_t1ce(prepared, synthesizer, sampler, seed, inference_batch_size(torch_device, batch_size))
+    residual = residual_slices(prepared, synthetic)
     volume = restack_in_brain(prepared, residual) * config.clip
     if smooth_mm > 0:
         sigma = [smooth_mm / z for z in prepared.volumes.zooms]
