@@ -122,7 +122,8 @@ def speed_markdown(speed: dict) -> list[str]:
     segment = speed["segment"]
     lines = ["", f"## Speed ({speed['device']}: {speed.get('cpu', 'CPU model not recorded')}, torch {speed['torch']}, "
                  f"{speed['threads']} threads)", "",
-             f"`recoseg segment` on {Path(segment['patient']).name} ({segment['slices']} slices, bundled weights, "
+             f"`recoseg segment` on the four images of {Path(segment['patient']).name} (no segmentation file; "
+             f"{segment['slices']} slices, bundled weights, "
              f"{segment['precision']}): median wall {segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
              f"runs, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis {segment['synthesis_slices_per_s']:.0f} "
              f"slices/s, segmentation {segment['segmentation_slices_per_s']:.0f} slices/s.", "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -48,15 +49,20 @@ def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool
                 peer: Callable[[], float] | None = None) -> dict:
     """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs.
 
-    With ``peer``, the peer's forward pass is timed after each run of the command (alternating, so both see the
-    same machine state), and the whole command's median wall time is compared with the peer's median.
+    The command segments a copy of the patient's four images without its segmentation file, as a user's
+    patient comes (with one, the report would add Dice and HD95 against it). With ``peer``, the peer's forward
+    pass is timed after each run of the command (alternating, so both see the same machine state), and the
+    whole command's median wall time is compared with the peer's median.
     """
     out_dir = work / "speed"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    images = out_dir / "patient"
+    images.mkdir(parents=True, exist_ok=True)
+    for path in discover_patient(patient).images.values():
+        shutil.copyfile(path, images / path.name)
     reports, walls, peer_seconds = [], [], []
     for _ in range(repeats):
         report = out_dir / "report.json"
-        command = [sys.executable, "-m", "recoseg_cli", "segment", str(patient), "-o", str(out_dir / "mask.nii.gz"),
+        command = [sys.executable, "-m", "recoseg_cli", "segment", str(images), "-o", str(out_dir / "mask.nii.gz"),
                    "--report", str(report), "--overwrite", "-q", "--device", device,
                    "--bf16" if bf16 else "--no-bf16"]
         start = time.perf_counter()
