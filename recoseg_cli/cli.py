@@ -308,7 +308,7 @@ def crossval(
     output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
     folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
-    seg_steps: int = typer.Option(1500, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
     seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),

@@ -64,7 +64,7 @@ class CrossValConfig:
     folds: int = 5
     seed: int = 0
     ddpm_steps: int = 1000
-    seg_steps: int = 1500
+    seg_steps: int = 800
     seg_widths: tuple[int, ...] = SegStageConfig().unet.widths
     ddpm_lr: float = 2e-4
     seg_lr: float = 1e-3
