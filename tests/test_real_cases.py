@@ -40,7 +40,7 @@ def test_bundled_weights_segment_real_cases_above_the_floor(tmp_path, capsys):
         for region in FLOORS:
             scores[region].append(dice(region_mask(labels, region, "brats2020"),
                                        region_mask(truth, region, "brats2020")))
-            assert metrics[region]["dice"] == pytest.approx(scores[region][-1], abs=1e-6)
+            assert metrics[region]["dice"] == pytest.approx(scores[region][-1], abs=1e-4)  # reports round to 4 places
     means = {region: float(np.mean(values)) for region, values in scores.items()}
     for region, floor in FLOORS.items():
         assert means[region] >= floor, f"{region}: mean Dice {means[region]:.3f} over {SMALLEST} below {floor}"
