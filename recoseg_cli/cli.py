@@ -97,6 +97,9 @@ def make_cohort(
         task = progress.add_task("make-cohort", total=count, info="")
         write_cohort(output, count, seed, config, prefix=prefix, noise_draw=noise_draw,
                      on_patient=lambda case: progress.update(task, advance=1, info=case))
+    if not quiet:
+        console.print(f"wrote {count} synthetic patients ({prefix}_{seed:05d} to {prefix}_{seed + count - 1:05d}) "
+                      f"into {output}", soft_wrap=True)
 
 
 def _patient(folder: Optional[Path], flair: Optional[Path], t1: Optional[Path], t1ce: Optional[Path],

@@ -23,9 +23,10 @@ def error(message: str) -> None:
 
 @contextmanager
 def progress_bar(quiet: bool):
-    """A rich progress display on stderr, disabled with --quiet."""
+    """A rich progress display on stderr, disabled with --quiet; it disappears when done (or on an error), so
+    that only the summary line or the error line stays."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                        console=console, disable=quiet, transient=False)
+                        console=console, disable=quiet, transient=True)
     with progress:
         yield progress
