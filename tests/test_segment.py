@@ -290,3 +290,13 @@ def test_output_name_must_be_nifti(tiny_patient, tmp_path, tiny_weights, capsys)
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "mask", "--weights", tiny_weights["seg"]], capsys)
     assert code == 2 and "must end in .nii.gz or .nii" in err
     assert list(tmp_path.iterdir()) == [tiny_patient]
+
+
+def test_cohort_names_of_bids_anat_folders():
+    from pathlib import Path
+
+    from recoseg_cli.commands.segment import cohort_names
+
+    root = Path("/data/bids")
+    folders = [root / "sub-01" / "ses-1" / "anat", root / "sub-02" / "anat", root / "site" / "P1"]
+    assert cohort_names(root, folders) == ["sub-01_ses-1", "sub-02", "P1"]

@@ -284,9 +284,16 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
 
 
 def cohort_names(root: Path, folders: list[Path]) -> list[str]:
-    """Output name of each patient folder: its name, or where names repeat, its path below ``root`` joined by _."""
-    counts = Counter(folder.name for folder in folders)
-    return [folder.name if counts[folder.name] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
+    """Output name of each patient folder: its name, or where names repeat, its path below ``root`` joined by _.
+
+    A BIDS ``anat`` folder is named by the folders above it (``sub-01/ses-1/anat`` -> ``sub-01_ses-1``).
+    """
+    def own(folder: Path) -> str:
+        parts = folder.relative_to(root).parts if folder != root else (folder.name,)
+        return "_".join(parts[:-1]) if parts[-1] == "anat" and len(parts) > 1 else parts[-1]
+
+    counts = Counter(own(folder) for folder in folders)
+    return [own(folder) if counts[own(folder)] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
             for folder in folders]
 
 
