@@ -59,7 +59,8 @@ class Segmenter:
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", *, threshold: float | None = None,
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
-                 sampler: str | None = None, steps: int = 1, seed: int = 0, batch_size: int | None = None, bf16: bool = True):
+                 sampler: str | None = None, steps: int = 1, seed: int = 0, batch_size: int | None = None,
+                 bf16: bool = True):
         if sampler is not None and sampler not in SAMPLERS:
             raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
         options = SegmentOptions(

@@ -270,9 +270,10 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
         check_output_file(options.overlay, options.overwrite)
     predictor = Predictor(options)
     with progress_bar(options.quiet) as progress:
-        task = progress.add_task(patient.case_id, total=5 + (options.overlay is not None), info=STAGES[0])
+        overlay = options.overlay is not None
+        task = progress.add_task(patient.case_id, total=5 + overlay, info=STAGES[0])
         report = predictor.run(patient, output,
-                               lambda stage: progress.update(task, advance=1, info=next_stage(stage, options.overlay is not None)))
+                               lambda stage: progress.update(task, advance=1, info=next_stage(stage, overlay)))
     if options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
