@@ -280,12 +280,15 @@ def benchmark(
     device: str = DEVICE,
     seed: int = typer.Option(0, help="First training seed."),
     repeats: int = typer.Option(1, min=1, help="Train and evaluate everything with this many seeds."),
-    train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients."),
-    test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients."),
-    size: Optional[int] = typer.Option(None, min=16, help="Slice side S."),
-    stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model."),
-    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step."),
+    train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients "
+                                                                   "[default: 16; --quick: 4]."),
+    test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients "
+                                                                  "[default: 6; --quick: 2]."),
+    size: Optional[int] = typer.Option(None, min=16, help="Slice side S [default: 64; --quick: 48]."),
+    stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model "
+                                                                    "[default: 400; --quick: 30]."),
+    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 30]."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 8]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
                                                            "or fp32 throughout (as on CPUs without bf16)."),
     quiet: bool = QUIET,

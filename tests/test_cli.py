@@ -22,3 +22,17 @@ def test_typos_get_one_line_and_exit_2_before_torch_is_imported(tmp_path, args, 
     done = subprocess.run([sys.executable, "-c", RUN_MAIN, *argv], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "False"], done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def test_benchmark_budget_help_names_defaults_and_quick_values():
+    """The budget options default to None (the plan decides), so their help must say what the plan uses."""
+    import inspect
+
+    from recoseg_cli.benchmark.plan import QUICK, Plan
+    from recoseg_cli.cli import app
+
+    command = next(c.callback for c in app.registered_commands if c.callback.__name__ == "benchmark")
+    parameters = inspect.signature(command).parameters
+    for name in ("train_patients", "test_patients", "size", "stage_one_steps", "seg_steps", "batch_size"):
+        help_text = parameters[name].default.help
+        assert f"[default: {getattr(Plan(), name)}; --quick: {getattr(QUICK, name)}]" in help_text, name
