@@ -300,3 +300,19 @@ def test_cohort_names_of_bids_anat_folders():
     root = Path("/data/bids")
     folders = [root / "sub-01" / "ses-1" / "anat", root / "sub-02" / "anat", root / "site" / "P1"]
     assert cohort_names(root, folders) == ["sub-01_ses-1", "sub-02", "P1"]
+
+
+def test_progress_hooks_report_stages_in_order_and_every_slice(tiny_patient, tiny_weights):
+    from recoseg_cli.commands.segment import STAGES, Predictor, SegmentOptions, next_stage
+    from recoseg_cli.io.discovery import discover_patient
+
+    stages, slices = [], []
+    predictor = Predictor(SegmentOptions(weights=tiny_weights["seg"], device="cpu", batch_size=5, quiet=True))
+    prediction = predictor.predict(discover_patient(tiny_patient), stages.append,
+                                   lambda stage, done, total: slices.append((stage, done, total)))
+    count = len(prediction.prepared.sliced.images)
+    assert stages == list(STAGES[:4])
+    for stage in ("synthesis", "segmentation"):
+        done = [d for s, d, t in slices if s == stage]
+        assert done == sorted(done) and done[-1] == count and all(t == count for s, _, t in slices)
+    assert next_stage("preprocess", overlay=False) == "synthesis" and next_stage("write", overlay=False) == "done"

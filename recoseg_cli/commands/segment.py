@@ -123,8 +123,12 @@ class Predictor:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, options.bf16)
         self.options = options
 
-    def predict(self, patient: Patient, on_stage=None) -> Prediction:
-        """Region probabilities of one patient (no files written)."""
+    def predict(self, patient: Patient, on_stage=None, on_slices=None) -> Prediction:
+        """Region probabilities of one patient (no files written).
+
+        ``on_stage(name)`` is called as each stage ends; ``on_slices(stage, done, total)`` as the networks
+        finish batches of slices (stage "synthesis" or "segmentation").
+        """
         seconds: dict[str, float] = {}
         warnings: list[str] = []
         clock = time.perf_counter()
@@ -141,9 +145,20 @@ class Predictor:
                                    on_loaded=lambda: lap("load"))
         lap("preprocess")
         sliced = prepared.sliced
+
+        def counter(stage: str):
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                on_slices(stage, done, len(sliced.images))
+            return advance if on_slices else None
+
         synth = None
         if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
-            synth = synthesize_t1ce(prepared, self.synthesizer, self.sampler, self.options.seed, self.batch_size)
+            synth = synthesize_t1ce(prepared, self.synthesizer, self.sampler, self.options.seed, self.batch_size,
+                                    counter("synthesis"))
         lap("synthesis")
         missing = None
         if not prepared.has_t1ce:
@@ -152,14 +167,14 @@ class Predictor:
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
-        slices = self.segmenter.predict(inputs, sliced.brain, self.batch_size)
+        slices = self.segmenter.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
         probabilities = {region: restack(prepared, slices[:, k]) for k, region in enumerate(self.targets)}
         lap("segmentation")
         return Prediction(prepared, probabilities, synth, seconds, warnings)
 
-    def run(self, patient: Patient, output: Path, on_stage=None) -> dict:
+    def run(self, patient: Patient, output: Path, on_stage=None, on_slices=None) -> dict:
         """Segment one patient and write the mask (and asked-for extras); returns its report."""
-        prediction = self.predict(patient, on_stage)
+        prediction = self.predict(patient, on_stage, on_slices)
         prepared, volumes = prediction.prepared, prediction.prepared.volumes
         clock = time.perf_counter()
         masks, labels = self.label_map(prediction)
@@ -271,9 +286,15 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     predictor = Predictor(options)
     with progress_bar(options.quiet) as progress:
         overlay = options.overlay is not None
-        task = progress.add_task(patient.case_id, total=5 + overlay, info=STAGES[0])
-        report = predictor.run(patient, output,
-                               lambda stage: progress.update(task, advance=1, info=next_stage(stage, overlay)))
+        task = progress.add_task(patient.case_id, total=None, info=STAGES[0])
+
+        def on_slices(stage: str, done: int, total: int) -> None:
+            """The bar counts the slices of both networks (most of the time), so its ETA means something."""
+            offset = total if stage == "segmentation" else 0
+            progress.update(task, total=2 * total, completed=offset + done, info=f"{stage} {done}/{total} slices")
+
+        report = predictor.run(patient, output, lambda stage: progress.update(task, info=next_stage(stage, overlay)),
+                               on_slices)
     if options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
