@@ -16,6 +16,8 @@ RUN_MAIN = ("import sys\nfrom recoseg_cli.cli import main\ntry:\n    main(sys.ar
     (["segment", "{tmp}", "-o", "{tmp}/m.nii.gz", "--threshold", "2"], "Invalid value for '--threshold'"),
     (["synthesize", "{tmp}/missing", "-o", "{tmp}/s.nii.gz"], "missing: no such folder"),
     (["train", "--data", "{tmp}"], "Missing option '-o'"),
+    (["segment", "{tmp}", "-o", "{tmp}/m.nii.gz", "--labels", "brats2021"], "Invalid value for '--labels'"),
+    (["residual", "{tmp}", "-o", "{tmp}/r.nii.gz", "--sampler", "euler"], "Invalid value for '--sampler'"),
 ])
 def test_typos_get_one_line_and_exit_2_before_torch_is_imported(tmp_path, args, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
