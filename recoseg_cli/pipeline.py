@@ -36,11 +36,11 @@ class PreparedPatient:
 
 
 def prepare_patient(patient: Patient, config: PreprocessConfig, label_scheme: str | None = None,
-                    load_seg: bool = True, on_loaded: Callable[[], None] | None = None) -> PreparedPatient:
+                    on_loaded: Callable[[], None] | None = None) -> PreparedPatient:
     """Load FLAIR, T1, T2 (required) and T1ce (optional) and cut them into normalized slices."""
     patient.require(CONDITION_MODALITIES)
     present = tuple(m for m in MODALITIES if m in patient.images)
-    volumes = load_patient(patient, present, label_scheme, load_seg)
+    volumes = load_patient(patient, present, label_scheme)
     if on_loaded:
         on_loaded()
     sliced = slice_patient(volumes.images, present, config, volumes.seg)

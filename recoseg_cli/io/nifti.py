@@ -57,7 +57,7 @@ def _read_image(path: Path) -> nib.Nifti1Image:
     return image
 
 
-def load_volume(path: str | Path, allow_nonfinite: bool = False) -> tuple[np.ndarray, Geometry]:
+def load_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a 3D NIfTI file as canonical-orientation float32 and its geometry record."""
     path = Path(path)
     image = _read_image(path)
@@ -70,7 +70,7 @@ def load_volume(path: str | Path, allow_nonfinite: bool = False) -> tuple[np.nda
         data = np.asanyarray(image.dataobj, dtype=np.float32).reshape(shape)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
         raise InputError(f"{path}: truncated or corrupt image data ({exc})") from None
-    if not allow_nonfinite and not np.isfinite(data).all():
+    if not np.isfinite(data).all():
         count = int((~np.isfinite(data)).sum())
         raise InputError(f"{path}: {count} voxels are NaN or infinite")
     orientation = nib.orientations.io_orientation(image.affine)

@@ -34,14 +34,13 @@ def default_label_scheme(patient: Patient) -> str:
     return "brats2023" if patient.scheme == "brats2023" else "brats2020"
 
 
-def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: str | None = None,
-                 load_seg: bool = True) -> PatientVolumes:
+def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: str | None = None) -> PatientVolumes:
     """Load ``modalities`` (all required) and the segmentation if present, checking grid, brain and labels."""
     patient.require(modalities)
     scheme = label_scheme or default_label_scheme(patient)
     if scheme not in LABEL_SCHEMES:
         raise InputError(f"unknown label scheme {scheme!r}; choose one of {', '.join(LABEL_SCHEMES)}")
-    seg_path = patient.seg if load_seg else None
+    seg_path = patient.seg
     paths = [patient.images[m] for m in modalities] + ([seg_path] if seg_path is not None else [])
     loaded = _load_volumes(paths)
     images: dict[str, np.ndarray] = {}

@@ -24,11 +24,10 @@ def load_training_cache(data: Path, run_dir: Path, config: PreprocessConfig, wor
     return (data, *read_cache(data))
 
 
-def split_slice_sets(subjects: list[CachedSubject], labelled_only: bool = False) -> tuple[SliceSet, SliceSet]:
-    """Training and validation slice sets, optionally limited to subjects with labels."""
-    chosen = [s for s in subjects if s.seg is not None] if labelled_only else subjects
-    train = [s for s in chosen if s.split == "train"]
-    val = [s for s in chosen if s.split == "val"] or train[-1:]
+def split_slice_sets(subjects: list[CachedSubject]) -> tuple[SliceSet, SliceSet]:
+    """Training and validation slice sets (the last training subject validates when none is held out)."""
+    train = [s for s in subjects if s.split == "train"]
+    val = [s for s in subjects if s.split == "val"] or train[-1:]
     if not train:
-        raise InputError("no training subjects" + (" with labels" if labelled_only else ""))
+        raise InputError("no training subjects")
     return SliceSet.from_subjects(train), SliceSet.from_subjects(val)
