@@ -15,7 +15,6 @@ from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
 from recoseg_cli.io.nifti import to_image, write_atomically
 from recoseg_cli.io.outputs import check_nifti_output
-from recoseg_cli.pipeline import residual_slices, restack_in_brain
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
@@ -76,8 +75,7 @@ class Segmenter:
         found = as_patient(patient)
         prediction = self.predictor.predict(found)
         masks, labels = self.predictor.label_map(prediction)
-        prepared = prediction.prepared
-        volumes = prepared.volumes
+        volumes = prediction.prepared.volumes
         geometry = volumes.geometry
         result = SegmentationResult(
             case_id=found.case_id, image=to_image(labels, geometry, np.uint8),
@@ -89,10 +87,9 @@ class Segmenter:
                                     for region, p in prediction.probabilities.items()}
         clip = self.predictor.preprocess.clip
         if residual and prediction.synth is not None:
-            volume = restack_in_brain(prepared, residual_slices(prepared, prediction.synth)) * clip
-            result.residual = to_image(volume, geometry, np.float32)
+            result.residual = to_image(prediction.residual_volume() * clip, geometry, np.float32)
         if synth and prediction.synth is not None:
-            result.synth = to_image(restack_in_brain(prepared, prediction.synth) * clip, geometry, np.float32)
+            result.synth = to_image(prediction.synth_volume() * clip, geometry, np.float32)
         return result
 
 

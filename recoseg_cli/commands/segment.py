@@ -97,6 +97,14 @@ class Prediction:
     def voxel_ml(self) -> float:
         return float(np.prod(self.prepared.volumes.zooms)) / 1000.0
 
+    def synth_volume(self) -> np.ndarray:
+        """The synthetic T1ce in the canonical voxel grid (normalized units, 0 outside the brain)."""
+        return restack_in_brain(self.prepared, self.synth)
+
+    def residual_volume(self) -> np.ndarray:
+        """|T1ce - synthetic T1ce| in the canonical voxel grid (normalized units, 0 outside the brain)."""
+        return restack_in_brain(self.prepared, residual_slices(self.prepared, self.synth))
+
 
 class Predictor:
     """Loaded stage-1 and stage-2 models, reused across patients."""
@@ -181,7 +189,7 @@ class Predictor:
         save_volume(labels, volumes.geometry, output, np.uint8)
         synth = prediction.synth
         wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
-        residual_volume = restack_in_brain(prepared, residual_slices(prepared, synth)) if wants_residual else None
+        residual_volume = prediction.residual_volume() if wants_residual else None
         self._save_extras(output, prediction, residual_volume)
         prediction.seconds["write"] = round(time.perf_counter() - clock, 3)
         if on_stage:
@@ -218,7 +226,7 @@ class Predictor:
         if "residual" in self.options.save and residual is not None:
             save_volume(residual * clip, geometry, extra_path(output, "residual"), np.float32)
         if "synth" in self.options.save and prediction.synth is not None:
-            save_volume(restack_in_brain(prepared, prediction.synth) * clip, geometry, extra_path(output, "synth"),
+            save_volume(prediction.synth_volume() * clip, geometry, extra_path(output, "synth"),
                         np.float32)
 
     def _overlay_path(self, output: Path, case_id: str) -> Path:
@@ -314,9 +322,10 @@ def cohort_names(root: Path, folders: list[Path]) -> list[str]:
         parts = folder.relative_to(root).parts if folder != root else (folder.name,)
         return "_".join(parts[:-1]) if parts[-1] == "anat" and len(parts) > 1 else parts[-1]
 
-    counts = Counter(own(folder) for folder in folders)
-    return [own(folder) if counts[own(folder)] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
-            for folder in folders]
+    names = [own(folder) for folder in folders]
+    counts = Counter(names)
+    return [name if counts[name] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
+            for name, folder in zip(names, folders)]
 
 
 def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[CaseResult]:
