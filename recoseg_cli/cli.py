@@ -240,7 +240,8 @@ def segment(
                          else f"{input}: no such folder")
     one = input is None or is_patient_folder(input) or looks_like_one_patient(input)
     patient = _patient(input, flair, t1, t1ce, t2, seg) if one else None
-    from recoseg_cli.commands.segment import SegmentOptions, segment_cohort, segment_one
+    from recoseg_cli.commands.cohort import segment_cohort
+    from recoseg_cli.commands.segment import SegmentOptions, segment_one
 
     save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth)) if on)

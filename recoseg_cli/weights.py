@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -14,7 +15,17 @@ from recoseg_cli.errors import WeightsError
 from recoseg_cli.io.nifti import write_atomically
 
 FORMAT = "recoseg-weights/1"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _bundled_dir() -> Path:
+    """Where the bundled weights are: package data once installed, else ``weights/`` beside the package."""
+    try:
+        return Path(str(files("recoseg_cli.bundled_weights")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "weights"
+
+
+BUNDLED_DIR = _bundled_dir()
 BUNDLED_FILE = "recoseg_brats18.pt"
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"

@@ -295,7 +295,7 @@ def test_output_name_must_be_nifti(tiny_patient, tmp_path, tiny_weights, capsys)
 def test_cohort_names_of_bids_anat_folders():
     from pathlib import Path
 
-    from recoseg_cli.commands.segment import cohort_names
+    from recoseg_cli.commands.cohort import cohort_names
 
     root = Path("/data/bids")
     folders = [root / "sub-01" / "ses-1" / "anat", root / "sub-02" / "anat", root / "site" / "P1"]

@@ -31,10 +31,11 @@ from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
-from recoseg_cli.weights import BUNDLED_DIR, Weights, load_weights, resolve_weights_path
+from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 Log = Callable[[str], None]
-DEMO_PATIENT = BUNDLED_DIR.parent / "examples" / "Synth_90000"
+DEMO_PATIENT = Path(__file__).resolve().parents[2] / "examples" / "Synth_90000"
+"""The demo patient of a source checkout (absent from an installed wheel)."""
 STAGES = ("load", "preprocess", "synthesis", "segmentation", "write")
 
 

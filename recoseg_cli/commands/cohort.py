@@ -1,0 +1,133 @@
+"""``recoseg segment`` on a folder of patients: one mask per patient folder, a summary report, resumable."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from recoseg_cli.commands.segment import STAGES, Predictor, SegmentOptions, extra_path, next_stage
+from recoseg_cli.console import console, progress_bar
+from recoseg_cli.console import error as print_error
+from recoseg_cli.errors import InputError, RecosegError
+from recoseg_cli.io.discovery import discover_patient, find_patient_folders
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.outputs import check_output_file, check_output_folder
+from recoseg_cli.metrics import summary_stats
+
+
+@dataclass
+class CaseResult:
+    """Outcome of one patient."""
+
+    case_id: str
+    output: Path
+    report: dict = field(default_factory=dict)
+    error: str | None = None
+    skipped: bool = False
+    """Its mask existed and ``--skip-existing`` was given."""
+
+
+
+def cohort_names(root: Path, folders: list[Path]) -> list[str]:
+    """Output name of each patient folder: its name, or where names repeat, its path below ``root`` joined by _.
+
+    A BIDS ``anat`` folder is named by the folders above it (``sub-01/ses-1/anat`` -> ``sub-01_ses-1``).
+    """
+    def own(folder: Path) -> str:
+        parts = folder.relative_to(root).parts if folder != root else (folder.name,)
+        return "_".join(parts[:-1]) if parts[-1] == "anat" and len(parts) > 1 else parts[-1]
+
+    names = [own(folder) for folder in folders]
+    counts = Counter(names)
+    return [name if counts[name] == 1 else "_".join(folder.relative_to(root).parts) or folder.name
+            for name, folder in zip(names, folders)]
+
+
+def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[CaseResult]:
+    """Segment every patient folder under ``root`` into ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report
+    ``case_id`` the same name); failures are collected, existing masks skipped with ``--skip-existing``."""
+    check_output_folder(out_dir)
+    resuming = options.skip_existing and options.report is not None and Path(options.report).is_file()
+    check_output_file(options.report, options.overwrite or resuming)
+    if options.overlay is not None:
+        check_output_folder(options.overlay)
+    folders = find_patient_folders(root)
+    index, count = options.shard
+    planned = list(zip(folders, cohort_names(root, folders)))[index::count]
+    outputs = {name: _case_outputs(out_dir, name, options) for _, name in planned}
+    skipped = {name for _, name in planned if options.skip_existing and outputs[name][0].exists()}
+    existing = [path for _, name in planned if name not in skipped for path in outputs[name] if path.exists()]
+    if existing and not options.overwrite:
+        remedy = "--overwrite" if options.skip_existing else "--skip-existing or --overwrite"
+        raise InputError(f"{existing[0]}: already exists ({len(existing)} outputs do); use {remedy}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if options.overlay is not None:
+        Path(options.overlay).mkdir(parents=True, exist_ok=True)
+    previous = _previous_reports(options.report) if resuming else {}
+    predictor = Predictor(options)
+    results: list[CaseResult] = []
+    with progress_bar(options.quiet) as progress:
+        task = progress.add_task("patients", total=len(planned) - len(skipped), info="")
+        for folder, name in planned:
+            output = outputs[name][0]
+            if name in skipped:
+                results.append(CaseResult(name, output, previous.get(name, {}), skipped=True))
+                continue
+            progress.update(task, info=f"{name}: {STAGES[0]}")
+            results.append(_run_case(predictor, folder, name, output, lambda stage, name=name: progress.update(
+                task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
+            progress.update(task, advance=1)
+    if options.report is not None:
+        reports = [r.report for r in results if r.report]
+        write_json(options.report, {"summary": cohort_summary(reports),
+                                    "cases": [r.report or {"case_id": r.case_id, "error": r.error,
+                                                           "skipped": r.skipped} for r in results],
+                                    "failed": [r.case_id for r in results if r.error]})
+    return results
+
+
+def cohort_summary(reports: list[dict]) -> dict:
+    """Statistics over patients (mean, std, median, range, count) of each volume and, where ground truths
+    exist, of each metric."""
+    def stats(values: list) -> dict[str, float]:
+        return {key: round(value, 4) for key, value in summary_stats(values).items()}
+
+    summary: dict = {"patients": len(reports),
+                     "volumes_ml": {name: stats([r["volumes_ml"][name] for r in reports])
+                                    for name in (reports[0]["volumes_ml"] if reports else ())}}
+    scored = [r["metrics_vs_ground_truth"] for r in reports if "metrics_vs_ground_truth" in r]
+    if scored:
+        summary["metrics_vs_ground_truth"] = {region: {key: stats([m[region].get(key) for m in scored])
+                                                       for key in scored[0][region]} for region in scored[0]}
+    return summary
+
+
+def _case_outputs(out_dir: Path, name: str, options: SegmentOptions) -> list[Path]:
+    """The files one cohort patient writes, its mask first."""
+    mask = out_dir / f"{name}.nii.gz"
+    paths = [mask] + [extra_path(mask, kind) for kind in options.save]
+    return paths + ([Path(options.overlay) / f"{name}.png"] if options.overlay is not None else [])
+
+
+def _previous_reports(path: Path) -> dict[str, dict]:
+    """Per-case entries of an earlier cohort report (to keep those of skipped patients)."""
+    try:
+        cases = json.loads(Path(path).read_text())["cases"]
+        return {case["case_id"]: case for case in cases if "output" in case}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{path}: not a cohort report of `recoseg segment`; give another --report") from None
+
+
+def _run_case(predictor: Predictor, folder: Path, name: str, output: Path, on_stage) -> CaseResult:
+    try:
+        patient = replace(discover_patient(folder), case_id=name)
+        return CaseResult(name, output, predictor.run(patient, output, on_stage))
+    except RecosegError as error:
+        print_error(str(error))
+        return CaseResult(name, output, error=str(error))
+    except Exception as error:  # an internal bug in one case must not stop the cohort; keep its traceback
+        console.print(traceback.format_exc(), markup=False)
+        return CaseResult(name, output, error=f"internal error: {error.__class__.__name__}: {error}")

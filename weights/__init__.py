@@ -1,0 +1,5 @@
+"""The bundled weights as package data: ``recoseg_brats18.pt``, its ``SHA256SUMS`` and ``MODEL_CARD.md``.
+
+This folder installs as ``recoseg_cli.bundled_weights`` (see ``pyproject.toml``), so a wheel or a plain
+``pip install .`` carries the model.
+"""
