@@ -1,18 +1,22 @@
-"""Command-line interface: one small function per subcommand, no logic beyond options and calls."""
+"""Command-line interface: the app and its entry point, and the patient commands (segment, synthesize, residual).
+
+The model commands (train, crossval, benchmark, preprocess, make-cohort) are in ``cli_models``; shared options
+in ``cli_options``. Each command is options, then one call, then a printed summary.
+"""
 
 from __future__ import annotations
 
-import re
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import typer
 
 from recoseg_cli import __version__
-from recoseg_cli.console import console, error, progress_bar
+from recoseg_cli.cli_models import COMMANDS
+from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, QUIET, SEG, T1, T1CE, T1CE_REQUIRED, T2, Labels,
+                                     Sampler, label_scheme, parse_shard, patient_from_options, sampler_config)
+from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
 
 app = typer.Typer(name="recoseg", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -29,121 +33,6 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Segment brain tumours in MRI patient folders (FLAIR, T1, T1ce, T2)."""
-
-
-Labels = Literal["auto", "brats2020", "brats2023"]
-Sampler = Literal["onestep", "ddim", "ddpm"]
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summary; warnings and errors still print.")
-
-
-def _label_scheme(labels: str) -> Optional[str]:
-    return None if labels == "auto" else labels
-
-
-@app.command()
-def preprocess(
-    cohort: Path = typer.Argument(..., help="Cohort folder; patient folders may sit up to three levels down."),
-    output: Path = typer.Option(..., "-o", "--output", help="Cache folder to write."),
-    size: int = typer.Option(120, help="Side S of the S x S axial slices."),
-    crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the brain before resizing."),
-    labels: Labels = typer.Option("auto", help="Label scheme: auto (from file names), brats2020 or brats2023."),
-    workers: int = typer.Option(1, min=1, help="Parallel worker processes."),
-    val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Fraction of subjects held out for validation."),
-    seed: int = typer.Option(0, help="Seed of the train/validation split."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a cache made with another configuration."),
-    quiet: bool = QUIET,
-) -> None:
-    """Build a training cache of normalized slices; resumes where an interrupted run stopped."""
-    from recoseg_cli.data.build_cache import build_cache
-    from recoseg_cli.preprocess import PreprocessConfig
-
-    config = PreprocessConfig(size=size, crop=crop)
-    with progress_bar(quiet) as progress:
-        task = progress.add_task("preprocess", total=None, info="")
-        summary = build_cache(
-            cohort, output, config, _label_scheme(labels), workers, val_fraction, seed, overwrite,
-            on_start=lambda n: progress.update(task, total=n),
-            on_subject=lambda case: progress.update(task, advance=1, info=case),
-        )
-    if not quiet:
-        console.print(
-            f"[bold]cache[/bold] {output}\n"
-            f"subjects {summary.subjects} ({summary.skipped} already cached, {summary.val_subjects} validation)\n"
-            f"slices {summary.slices} ({summary.tumour_slices} with tumour) at {size}x{size}\n"
-            f"size {summary.bytes / 2**20:.1f} MiB, time {summary.seconds:.1f} s"
-        )
-
-
-@app.command("make-cohort")
-def make_cohort(
-    output: Path = typer.Argument(..., help="Folder to write patients into (BraTS2020 layout)."),
-    count: int = typer.Option(20, "-n", "--count", min=1, help="Number of patients."),
-    seed: int = typer.Option(0, help="Seed of the first patient; patient i uses seed + i."),
-    shape: str = typer.Option("240x240x155", help="Grid shape XxYxZ; the field of view stays 240x240x155 mm."),
-    noise_draw: int = typer.Option(0, help="Redraw only the acquisition noise (for a noise ceiling)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing patient folders."),
-    quiet: bool = QUIET,
-) -> None:
-    """Write a synthetic cohort on MNI152 anatomy with gliomas (research and testing data)."""
-    from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
-
-    config = SyntheticConfig(shape=_parse_shape(shape))
-    prefix = "Synth" if noise_draw == 0 else f"Synth_noise{noise_draw}"
-    existing = [output / f"{prefix}_{seed + i:05d}" for i in range(count) if (output / f"{prefix}_{seed + i:05d}").exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]}: already exists; use --overwrite to replace it")
-    output.mkdir(parents=True, exist_ok=True)
-    with progress_bar(quiet) as progress:
-        task = progress.add_task("make-cohort", total=count, info="")
-        write_cohort(output, count, seed, config, prefix=prefix, noise_draw=noise_draw,
-                     on_patient=lambda case: progress.update(task, advance=1, info=case))
-    if not quiet:
-        console.print(f"wrote {count} synthetic patients ({prefix}_{seed:05d} to {prefix}_{seed + count - 1:05d}) "
-                      f"into {output}", soft_wrap=True)
-
-
-def _patient(folder: Optional[Path], flair: Optional[Path], t1: Optional[Path], t1ce: Optional[Path],
-             t2: Optional[Path], seg: Optional[Path]):
-    """A patient from a folder, or from explicit per-modality paths."""
-    from recoseg_cli.io.discovery import discover_patient, patient_from_paths
-
-    explicit = {"flair": flair, "t1": t1, "t1ce": t1ce, "t2": t2, "seg": seg}
-    if folder is not None and any(explicit.values()):
-        raise InputError("give a patient folder or explicit --flair/--t1/--t1ce/--t2 paths, not both")
-    if folder is None:
-        if not any(explicit.values()):
-            raise InputError("give a patient folder or explicit --flair/--t1/--t1ce/--t2 paths")
-        return patient_from_paths(explicit)
-    return discover_patient(folder)
-
-
-def _device_name(value: str) -> str:
-    """Reject a malformed --device while parsing, before torch is imported (availability is checked later)."""
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        raise InputError(f"--device must be auto, cpu or cuda[:i], not {value!r}")
-    return value
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    """``i/n`` (0-based i) -> (i, n)."""
-    try:
-        index, count = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise InputError(f"--shard must look like i/n (0-based), not {text!r}") from None
-    if count < 1 or not 0 <= index < count:
-        raise InputError(f"--shard {text}: need 0 <= i < n")
-    return index, count
-
-
-DEVICE = typer.Option("auto", callback=_device_name, help="auto, cpu or cuda[:i].")
-BATCH_SIZE = typer.Option(None, min=1, help="Slices per network call [default: 8 on CPU, 64 on GPU].")
-FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder).")
-T1 = typer.Option(None, "--t1", help="Explicit T1 path.")
-T1CE = typer.Option(None, "--t1ce", help="Explicit T1ce path (optional).")
-T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required: the residual is T1ce minus its "
-                                                  "synthesis).")
-T2 = typer.Option(None, "--t2", help="Explicit T2 path.")
-SEG = typer.Option(None, "--seg", help="Explicit segmentation path (optional, for metrics).")
 
 
 @app.command()
@@ -165,10 +54,10 @@ def synthesize(
     seg: Optional[Path] = SEG,
 ) -> None:
     """Synthesize T1ce from FLAIR, T1 and T2 with the conditional DDPM, in the patient's own geometry."""
-    found = _patient(patient, flair, t1, t1ce, t2, seg)
+    found = patient_from_options(patient, flair, t1, t1ce, t2, seg)
     from recoseg_cli.commands.synthesize import run_synthesize
 
-    run_synthesize(found, output, weights, _sampler(sampler, steps, start_step, eta), seed, device, batch_size, report,
+    run_synthesize(found, output, weights, sampler_config(sampler, steps, start_step, eta), seed, device, batch_size, report,
                    overwrite, quiet)
 
 
@@ -189,10 +78,10 @@ def residual(
     t2: Optional[Path] = T2,
 ) -> None:
     """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
-    found = _patient(patient, flair, t1, t1ce, t2, None)
+    found = patient_from_options(patient, flair, t1, t1ce, t2, None)
     from recoseg_cli.commands.synthesize import run_residual
 
-    path = run_residual(found, output, weights, _sampler(sampler, steps, 999, 0.0), seed, device, batch_size, smooth,
+    path = run_residual(found, output, weights, sampler_config(sampler, steps, 999, 0.0), seed, device, batch_size, smooth,
                         overwrite)
     if not quiet:
         console.print(f"residual -> {path}")
@@ -234,23 +123,23 @@ def segment(
     """Segment the tumour sub-regions: a uint8 BraTS label mask (or binary whole tumour) in the patient's geometry."""
     from recoseg_cli.io.discovery import is_patient_folder, looks_like_one_patient
 
-    shards, label_scheme = _parse_shard(shard), _label_scheme(labels)
+    shards, scheme = parse_shard(shard), label_scheme(labels)
     if input is not None and not input.is_dir():
         raise InputError(f"{input}: expected a patient folder or a folder of them, got a file" if input.exists()
                          else f"{input}: no such folder")
     one = input is None or is_patient_folder(input) or looks_like_one_patient(input)
-    patient = _patient(input, flair, t1, t1ce, t2, seg) if one else None
+    patient = patient_from_options(input, flair, t1, t1ce, t2, seg) if one else None
     from recoseg_cli.commands.cohort import segment_cohort
     from recoseg_cli.commands.segment import SegmentOptions, segment_one
 
     save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth)) if on)
     options = SegmentOptions(
-        weights=weights, device=device, sampler=_sampler(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
+        weights=weights, device=device, sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
-        label_scheme=label_scheme, quiet=quiet, bf16=bf16)
+        label_scheme=scheme, quiet=quiet, bf16=bf16)
     if patient is not None:
         segment_one(patient, output, options)
         return
@@ -268,257 +157,8 @@ def segment(
         raise typer.Exit(2)
 
 
-@app.command()
-def benchmark(
-    out: Optional[Path] = typer.Option(None, "-o", "--output", "--out",
-                                       help="Folder for results.json/.csv/.md and the PNG plots."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
-                                                              "synthetic cohort generated for the run."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
-    speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
-    full_samplers: bool = typer.Option(False, "--full-samplers",
-                                       help="Run every sampler setting on whole patients (for GPU users)."),
-    device: str = DEVICE,
-    seed: int = typer.Option(0, help="First training seed."),
-    repeats: int = typer.Option(1, min=1, help="Train and evaluate everything with this many seeds."),
-    train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients "
-                                                                   "[default: 16; --quick: 4]."),
-    test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients "
-                                                                  "[default: 6; --quick: 2]."),
-    size: Optional[int] = typer.Option(None, min=16, help="Slice side S [default: 64; --quick: 48]."),
-    stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model "
-                                                                    "[default: 400; --quick: 30]."),
-    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 30]."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 8]."),
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
-                                                           "or fp32 throughout (as on CPUs without bf16)."),
-    quiet: bool = QUIET,
-) -> None:
-    """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
-    from recoseg_cli.commands.benchmark import make_plan, run_benchmark
-
-    overrides = dict(train_patients=train_patients, test_patients=test_patients, size=size,
-                     stage_one_steps=stage_one_steps, seg_steps=seg_steps, batch_size=batch_size)
-    given = {"--data": data, "--device": None if device == "auto" else device, "--seed": seed or None,
-             "--repeats": None if repeats == 1 else repeats,
-             **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
-    flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers),
-                                   ("--no-bf16", not bf16)) if on]
-    command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
-    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16)
-    run_benchmark(plan, out, data, device, speed_only, quiet, command)
-
-
-@app.command()
-def crossval(
-    data: Path = typer.Option(..., "--data", help="Labelled cohort folder (e.g. BraTS cases with seg files)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
-    folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
-    ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
-    seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
-    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
-    ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
-    seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
-    batch_size: int = typer.Option(16, min=1, help="Slices per step."),
-    size: int = typer.Option(120, min=16, help="Slice side S."),
-    variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
-                                                             "modalities (the four modalities only)."),
-    seed: int = typer.Option(0, help="Seed of the folds and of training."),
-    only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
-                                                             "by side); a run without it writes the summary."),
-    device: str = DEVICE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
-    quiet: bool = QUIET,
-) -> None:
-    """Patient-level cross-validation: per fold, train both stages and score the held-out patients."""
-    from recoseg_cli.crossval import VARIANTS, CrossValConfig, results_markdown, run_crossval
-    from recoseg_cli.training.run import Callbacks
-
-    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    if not chosen or any(v not in VARIANTS for v in chosen):
-        raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
-    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
-                            seg_widths=_parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
-                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
-    with progress_bar(quiet) as progress:
-        task = progress.add_task("cross-validation", total=None, info="")
-        callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
-                              lambda number, loss: progress.update(task, completed=number))
-        results = run_crossval(data, output, config, device, callbacks,
-                               on_case=lambda text: progress.update(task, info=text), only_fold=only_fold)
-    if not quiet:
-        console.print(results_markdown(results) if results else f"fold {only_fold} done in {output}")
-
-
-def _sampler(name: str, steps: int, start_step: int, eta: float):
-    from recoseg_cli.diffusion.samplers import SamplerConfig
-
-    if not 0 <= start_step <= 999 or steps > 1000:
-        raise InputError("--start-step must be in 0..999 and --steps at most 1000")
-    return SamplerConfig(name, steps, eta, start_step)
-
-
-def _parse_widths(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 4:
-        raise InputError(f"--widths must look like 32,64,96,128, not {text!r}")
-    return values
-
-
-@app.command()
-def train(
-    data: Path = typer.Option(..., "--data", help="Cohort folder, or a cache written by `recoseg preprocess`."),
-    output: Path = typer.Option(..., "-o", "--output", help="Run folder for checkpoints, weights and history."),
-    stage: Literal["ddpm", "seg", "all", "regressor"] = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2), all (both, in RUN/ddpm and RUN/seg), "
-                                           "or regressor (deterministic L1 baseline of stage 1)."),
-    max_steps: int = typer.Option(2000, help="Optimizer steps per stage (ignored when --epochs is given)."),
-    epochs: Optional[float] = typer.Option(None, help="Passes over the training slices; overrides --max-steps."),
-    max_minutes: float = typer.Option(0.0, help="Stop a stage after this many minutes (0: no limit)."),
-    batch_size: int = typer.Option(16, min=1, help="Slices per step (per process under torchrun)."),
-    lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, warm-up then cosine)."),
-    seed: int = typer.Option(0, help="Seed of initialisation, sampling, noise, splits and the labelled subset."),
-    device: str = DEVICE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
-    init_weights: Optional[Path] = typer.Option(None, help="Start from these weights (same stage and network): "
-                                                           "fine-tuning with a fresh optimizer and schedule."),
-    size: int = typer.Option(120, help="Slice side S when DATA is a raw cohort."),
-    workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
-    val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
-    val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
-    widths: str = typer.Option("16,32,64,96", help="DDPM (or regressor) U-Net channel widths per level."),
-    prediction: Literal["v", "epsilon"] = typer.Option("v", help="DDPM target."),
-    schedule: Literal["linear", "cosine"] = typer.Option("linear", help="DDPM noise schedule."),
-    x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
-    x0_l1: float = typer.Option(0.0, min=0.0, help="DDPM: weight of an L1 term on the predicted clean T1ce."),
-    last_step_fraction: float = typer.Option(0.5, min=0.0, max=1.0,
-                                             help="DDPM: fraction of each batch trained at the last timestep, "
-                                                  "where the default one-step sampler reads the clean image."),
-    mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",
-                                     help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
-    ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
-    label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
-    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
-    channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
-                                 help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
-    targets: str = typer.Option("whole,core,enhancing",
-                                help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
-    augment: bool = typer.Option(True, "--augment/--no-augment",
-                                 help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
-    t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
-                                       help="Stage seg: fraction of slices trained as if T1ce were missing."),
-    sampler: Sampler = typer.Option("onestep", help="Sampler that makes the training residuals."),
-    steps: int = typer.Option(1, min=1, help="Sampler network calls per slice."),
-    quiet: bool = QUIET,
-) -> None:
-    """Train a stage; `torchrun --nproc_per_node=K -m recoseg_cli train ...` runs it data-parallel."""
-    from recoseg_cli.diffusion.losses import DiffusionLossConfig
-    from recoseg_cli.models.unet import UNetConfig
-    from recoseg_cli.preprocess import PreprocessConfig
-    from recoseg_cli.training.augment import AugmentConfig
-    from recoseg_cli.training.ddpm_task import DDPMStageConfig
-    from recoseg_cli.training.distributed import exit_worker
-    from recoseg_cli.training.loop import TrainConfig
-    from recoseg_cli.training.regressor_task import RegressorStageConfig
-    from recoseg_cli.training.run import Callbacks, train_stages
-    from recoseg_cli.training.seg_task import SegStageConfig
-
-    if init_weights is not None and stage == "all":
-        raise InputError("--init-weights starts one stage; give --stage ddpm, seg or regressor")
-    train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
-                               max_minutes=max_minutes, val_every=val_every, checkpoint_every=min(100, val_every))
-    preprocess_config = PreprocessConfig(size=size)
-    channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
-    ddpm_stage = DDPMStageConfig(
-        unet=UNetConfig(in_channels=4, out_channels=1, widths=_parse_widths(widths), time_embedding=True,
-                        attention=False),
-        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
-    if not augment:
-        ddpm_stage = replace(ddpm_stage, augment=None)
-    target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
-    seg_stage = SegStageConfig(
-        unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=_parse_widths(seg_widths),
-                        time_embedding=False, attention=False),
-        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list,
-        augment=AugmentConfig() if augment else None)
-    regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=_parse_widths(widths),
-                                                      time_embedding=False))
-    _check_channels(channel_list)
-    _check_targets(target_list)
-    sampler_config = _sampler(sampler, steps, 999, 0.0)
-    with progress_bar(quiet) as progress:
-        clock = _StepClock()
-        task = progress.add_task("train", total=None, info="")
-
-        def start(name: str, total: int) -> None:
-            clock.reset()
-            progress.reset(task, total=total, description=f"train {name}" if name != "synthesis" else "synthesis")
-
-        def step(number: int, loss: float) -> None:
-            info = f"loss {loss:.4f}  {clock.rate(number):.2f} it/s" if loss == loss else ""
-            progress.update(task, completed=number, info=info)
-
-        callbacks = Callbacks(start, step, lambda entry: quiet or progress.console.print(_validation_line(entry)))
-        common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
-                      callbacks=callbacks, init_weights=init_weights)
-        results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
-                               regressor_stage, ddpm_weights, sampler_config, **common)
-    if not quiet:
-        for folder, result in results:
-            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
-                          f"{result.best_score:.4f} at step {result.best_step}; weights in {folder / 'best.pt'}")
-    exit_worker()
-
-
-def _check_channels(channels: tuple[str, ...]) -> None:
-    from recoseg_cli.inputs import CHANNELS
-
-    unknown = [c for c in channels if c not in CHANNELS]
-    if unknown or not channels:
-        raise InputError(f"--channels: unknown {unknown}; choose from {', '.join(CHANNELS)}")
-
-
-def _check_targets(targets: tuple[str, ...]) -> None:
-    from recoseg_cli.regions import REGIONS
-
-    if not targets or any(t not in REGIONS for t in targets) or len(set(targets)) != len(targets):
-        raise InputError(f"--targets: give distinct regions from {', '.join(REGIONS)}, not {','.join(targets)!r}")
-
-
-def _validation_line(entry: dict) -> str:
-    scores = "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "step")
-    return f"step {entry['step']}: {scores}"
-
-
-class _StepClock:
-    """Steps per second since the first step seen."""
-
-    def __init__(self) -> None:
-        self.first: tuple[int, float] | None = None
-
-    def reset(self) -> None:
-        self.first = None
-
-    def rate(self, step: int) -> float:
-        now = time.perf_counter()
-        if self.first is None:
-            self.first = (step, now)
-            return 0.0
-        return (step - self.first[0]) / max(now - self.first[1], 1e-9)
-
-
-def _parse_shape(text: str) -> tuple[int, int, int]:
-    try:
-        values = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) < 8:
-        raise InputError(f"--shape must look like 240x240x155 with sides >= 8, not {text!r}")
-    return values  # type: ignore[return-value]
-
+for name, command in COMMANDS.items():
+    app.command(name)(command)
 
 COMMAND_ORDER = ("segment", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess", "make-cohort")
 app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))

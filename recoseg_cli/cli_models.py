@@ -1,0 +1,300 @@
+"""Commands that build and evaluate models: preprocess, make-cohort, train, crossval and benchmark."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal, Optional
+
+import typer
+
+from recoseg_cli.cli_options import (DEVICE, QUIET, Labels, Sampler, label_scheme, parse_shape, parse_widths,
+                                     sampler_config)
+from recoseg_cli.console import console, progress_bar
+from recoseg_cli.errors import InputError
+
+
+def preprocess(
+    cohort: Path = typer.Argument(..., help="Cohort folder; patient folders may sit up to three levels down."),
+    output: Path = typer.Option(..., "-o", "--output", help="Cache folder to write."),
+    size: int = typer.Option(120, help="Side S of the S x S axial slices."),
+    crop: bool = typer.Option(True, "--crop/--no-crop", help="Crop to the brain before resizing."),
+    labels: Labels = typer.Option("auto", help="Label scheme: auto (from file names), brats2020 or brats2023."),
+    workers: int = typer.Option(1, min=1, help="Parallel worker processes."),
+    val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Fraction of subjects held out for validation."),
+    seed: int = typer.Option(0, help="Seed of the train/validation split."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a cache made with another configuration."),
+    quiet: bool = QUIET,
+) -> None:
+    """Build a training cache of normalized slices; resumes where an interrupted run stopped."""
+    from recoseg_cli.data.build_cache import build_cache
+    from recoseg_cli.preprocess import PreprocessConfig
+
+    config = PreprocessConfig(size=size, crop=crop)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("preprocess", total=None, info="")
+        summary = build_cache(
+            cohort, output, config, label_scheme(labels), workers, val_fraction, seed, overwrite,
+            on_start=lambda n: progress.update(task, total=n),
+            on_subject=lambda case: progress.update(task, advance=1, info=case),
+        )
+    if not quiet:
+        console.print(
+            f"[bold]cache[/bold] {output}\n"
+            f"subjects {summary.subjects} ({summary.skipped} already cached, {summary.val_subjects} validation)\n"
+            f"slices {summary.slices} ({summary.tumour_slices} with tumour) at {size}x{size}\n"
+            f"size {summary.bytes / 2**20:.1f} MiB, time {summary.seconds:.1f} s"
+        )
+
+
+def make_cohort(
+    output: Path = typer.Argument(..., help="Folder to write patients into (BraTS2020 layout)."),
+    count: int = typer.Option(20, "-n", "--count", min=1, help="Number of patients."),
+    seed: int = typer.Option(0, help="Seed of the first patient; patient i uses seed + i."),
+    shape: str = typer.Option("240x240x155", help="Grid shape XxYxZ; the field of view stays 240x240x155 mm."),
+    noise_draw: int = typer.Option(0, help="Redraw only the acquisition noise (for a noise ceiling)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing patient folders."),
+    quiet: bool = QUIET,
+) -> None:
+    """Write a synthetic cohort on MNI152 anatomy with gliomas (research and testing data)."""
+    from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
+
+    config = SyntheticConfig(shape=parse_shape(shape))
+    prefix = "Synth" if noise_draw == 0 else f"Synth_noise{noise_draw}"
+    existing = [output / f"{prefix}_{seed + i:05d}" for i in range(count) if (output / f"{prefix}_{seed + i:05d}").exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]}: already exists; use --overwrite to replace it")
+    output.mkdir(parents=True, exist_ok=True)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("make-cohort", total=count, info="")
+        write_cohort(output, count, seed, config, prefix=prefix, noise_draw=noise_draw,
+                     on_patient=lambda case: progress.update(task, advance=1, info=case))
+    if not quiet:
+        console.print(f"wrote {count} synthetic patients ({prefix}_{seed:05d} to {prefix}_{seed + count - 1:05d}) "
+                      f"into {output}", soft_wrap=True)
+
+
+def benchmark(
+    out: Optional[Path] = typer.Option(None, "-o", "--output", "--out",
+                                       help="Folder for results.json/.csv/.md and the PNG plots."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
+                                                              "synthetic cohort generated for the run."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
+    speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
+    full_samplers: bool = typer.Option(False, "--full-samplers",
+                                       help="Run every sampler setting on whole patients (for GPU users)."),
+    device: str = DEVICE,
+    seed: int = typer.Option(0, help="First training seed."),
+    repeats: int = typer.Option(1, min=1, help="Train and evaluate everything with this many seeds."),
+    train_patients: Optional[int] = typer.Option(None, min=2, help="Synthetic cohort: training patients "
+                                                                   "[default: 16; --quick: 4]."),
+    test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients "
+                                                                  "[default: 6; --quick: 2]."),
+    size: Optional[int] = typer.Option(None, min=16, help="Slice side S [default: 64; --quick: 48]."),
+    stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model "
+                                                                    "[default: 400; --quick: 30]."),
+    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 30]."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 8]."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
+                                                           "or fp32 throughout (as on CPUs without bf16)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
+    from recoseg_cli.commands.benchmark import make_plan, run_benchmark
+
+    overrides = dict(train_patients=train_patients, test_patients=test_patients, size=size,
+                     stage_one_steps=stage_one_steps, seg_steps=seg_steps, batch_size=batch_size)
+    given = {"--data": data, "--device": None if device == "auto" else device, "--seed": seed or None,
+             "--repeats": None if repeats == 1 else repeats,
+             **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
+    flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers),
+                                   ("--no-bf16", not bf16)) if on]
+    command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
+    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16)
+    run_benchmark(plan, out, data, device, speed_only, quiet, command)
+
+
+def crossval(
+    data: Path = typer.Option(..., "--data", help="Labelled cohort folder (e.g. BraTS cases with seg files)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
+    folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
+    ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
+    seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
+    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
+    ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
+    seg_lr: float = typer.Option(1e-3, help="Segmenter peak learning rate."),
+    batch_size: int = typer.Option(16, min=1, help="Slices per step."),
+    size: int = typer.Option(120, min=16, help="Slice side S."),
+    variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
+                                                             "modalities (the four modalities only)."),
+    seed: int = typer.Option(0, help="Seed of the folds and of training."),
+    only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
+                                                             "by side); a run without it writes the summary."),
+    device: str = DEVICE,
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    quiet: bool = QUIET,
+) -> None:
+    """Patient-level cross-validation: per fold, train both stages and score the held-out patients."""
+    from recoseg_cli.crossval import VARIANTS, CrossValConfig, results_markdown, run_crossval
+    from recoseg_cli.training.run import Callbacks
+
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    if not chosen or any(v not in VARIANTS for v in chosen):
+        raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
+    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
+                            seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
+                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("cross-validation", total=None, info="")
+        callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
+                              lambda number, loss: progress.update(task, completed=number))
+        results = run_crossval(data, output, config, device, callbacks,
+                               on_case=lambda text: progress.update(task, info=text), only_fold=only_fold)
+    if not quiet:
+        console.print(results_markdown(results) if results else f"fold {only_fold} done in {output}")
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="Cohort folder, or a cache written by `recoseg preprocess`."),
+    output: Path = typer.Option(..., "-o", "--output", help="Run folder for checkpoints, weights and history."),
+    stage: Literal["ddpm", "seg", "all", "regressor"] = typer.Option("ddpm", help="ddpm (stage 1), seg (stage 2), all (both, in RUN/ddpm and RUN/seg), "
+                                           "or regressor (deterministic L1 baseline of stage 1)."),
+    max_steps: int = typer.Option(2000, help="Optimizer steps per stage (ignored when --epochs is given)."),
+    epochs: Optional[float] = typer.Option(None, help="Passes over the training slices; overrides --max-steps."),
+    max_minutes: float = typer.Option(0.0, help="Stop a stage after this many minutes (0: no limit)."),
+    batch_size: int = typer.Option(16, min=1, help="Slices per step (per process under torchrun)."),
+    lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, warm-up then cosine)."),
+    seed: int = typer.Option(0, help="Seed of initialisation, sampling, noise, splits and the labelled subset."),
+    device: str = DEVICE,
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
+    init_weights: Optional[Path] = typer.Option(None, help="Start from these weights (same stage and network): "
+                                                           "fine-tuning with a fresh optimizer and schedule."),
+    size: int = typer.Option(120, help="Slice side S when DATA is a raw cohort."),
+    workers: int = typer.Option(1, min=1, help="Preprocessing workers when DATA is a raw cohort."),
+    val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Validation subjects when DATA is a raw cohort."),
+    val_every: int = typer.Option(200, min=1, help="Validate every N steps."),
+    widths: str = typer.Option("16,32,64,96", help="DDPM (or regressor) U-Net channel widths per level."),
+    prediction: Literal["v", "epsilon"] = typer.Option("v", help="DDPM target."),
+    schedule: Literal["linear", "cosine"] = typer.Option("linear", help="DDPM noise schedule."),
+    x0_bce_dice: float = typer.Option(0.0, help="Weight of the paper's BCE + Dice term on the predicted clean T1ce."),
+    x0_l1: float = typer.Option(0.0, min=0.0, help="DDPM: weight of an L1 term on the predicted clean T1ce."),
+    last_step_fraction: float = typer.Option(0.5, min=0.0, max=1.0,
+                                             help="DDPM: fraction of each batch trained at the last timestep, "
+                                                  "where the default one-step sampler reads the clean image."),
+    mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",
+                                     help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
+    ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
+    label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
+    seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
+    channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
+                                 help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
+    targets: str = typer.Option("whole,core,enhancing",
+                                help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
+    augment: bool = typer.Option(True, "--augment/--no-augment",
+                                 help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
+    t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
+                                       help="Stage seg: fraction of slices trained as if T1ce were missing."),
+    sampler: Sampler = typer.Option("onestep", help="Sampler that makes the training residuals."),
+    steps: int = typer.Option(1, min=1, help="Sampler network calls per slice."),
+    quiet: bool = QUIET,
+) -> None:
+    """Train a stage; `torchrun --nproc_per_node=K -m recoseg_cli train ...` runs it data-parallel."""
+    from recoseg_cli.diffusion.losses import DiffusionLossConfig
+    from recoseg_cli.models.unet import UNetConfig
+    from recoseg_cli.preprocess import PreprocessConfig
+    from recoseg_cli.training.augment import AugmentConfig
+    from recoseg_cli.training.ddpm_task import DDPMStageConfig
+    from recoseg_cli.training.distributed import exit_worker
+    from recoseg_cli.training.loop import TrainConfig
+    from recoseg_cli.training.regressor_task import RegressorStageConfig
+    from recoseg_cli.training.run import Callbacks, train_stages
+    from recoseg_cli.training.seg_task import SegStageConfig
+
+    if init_weights is not None and stage == "all":
+        raise InputError("--init-weights starts one stage; give --stage ddpm, seg or regressor")
+    train_config = TrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16,
+                               max_minutes=max_minutes, val_every=val_every, checkpoint_every=min(100, val_every))
+    preprocess_config = PreprocessConfig(size=size)
+    channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
+    ddpm_stage = DDPMStageConfig(
+        unet=UNetConfig(in_channels=4, out_channels=1, widths=parse_widths(widths), time_embedding=True,
+                        attention=False),
+        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
+    if not augment:
+        ddpm_stage = replace(ddpm_stage, augment=None)
+    target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
+    seg_stage = SegStageConfig(
+        unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=parse_widths(seg_widths),
+                        time_embedding=False, attention=False),
+        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list,
+        augment=AugmentConfig() if augment else None)
+    regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=parse_widths(widths),
+                                                      time_embedding=False))
+    _check_channels(channel_list)
+    _check_targets(target_list)
+    residual_sampler = sampler_config(sampler, steps, 999, 0.0)
+    with progress_bar(quiet) as progress:
+        clock = _StepClock()
+        task = progress.add_task("train", total=None, info="")
+
+        def start(name: str, total: int) -> None:
+            clock.reset()
+            progress.reset(task, total=total, description=f"train {name}" if name != "synthesis" else "synthesis")
+
+        def step(number: int, loss: float) -> None:
+            info = f"loss {loss:.4f}  {clock.rate(number):.2f} it/s" if loss == loss else ""
+            progress.update(task, completed=number, info=info)
+
+        callbacks = Callbacks(start, step, lambda entry: quiet or progress.console.print(_validation_line(entry)))
+        common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
+                      callbacks=callbacks, init_weights=init_weights)
+        results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
+                               regressor_stage, ddpm_weights, residual_sampler, **common)
+    if not quiet:
+        for folder, result in results:
+            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
+                          f"{result.best_score:.4f} at step {result.best_step}; weights in {folder / 'best.pt'}")
+    exit_worker()
+
+
+def _check_channels(channels: tuple[str, ...]) -> None:
+    from recoseg_cli.inputs import CHANNELS
+
+    unknown = [c for c in channels if c not in CHANNELS]
+    if unknown or not channels:
+        raise InputError(f"--channels: unknown {unknown}; choose from {', '.join(CHANNELS)}")
+
+
+def _check_targets(targets: tuple[str, ...]) -> None:
+    from recoseg_cli.regions import REGIONS
+
+    if not targets or any(t not in REGIONS for t in targets) or len(set(targets)) != len(targets):
+        raise InputError(f"--targets: give distinct regions from {', '.join(REGIONS)}, not {','.join(targets)!r}")
+
+
+def _validation_line(entry: dict) -> str:
+    scores = "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k != "step")
+    return f"step {entry['step']}: {scores}"
+
+
+class _StepClock:
+    """Steps per second since the first step seen."""
+
+    def __init__(self) -> None:
+        self.first: tuple[int, float] | None = None
+
+    def reset(self) -> None:
+        self.first = None
+
+    def rate(self, step: int) -> float:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = (step, now)
+            return 0.0
+        return (step - self.first[0]) / max(now - self.first[1], 1e-9)
+
+
+COMMANDS = {"preprocess": preprocess, "make-cohort": make_cohort, "train": train, "crossval": crossval,
+            "benchmark": benchmark}
