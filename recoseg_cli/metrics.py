@@ -14,6 +14,12 @@ def dice(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float
     return float(2 * (p & t).sum() / total) if total else empty
 
 
+def validation_score(dices: list[float]) -> dict[str, float]:
+    """A training loop's validation entry from Dice values (per subject and region): score = 1 - mean Dice."""
+    mean = float(np.mean(dices)) if dices else 0.0
+    return {"score": 1.0 - mean, "dice": mean}
+
+
 def iou(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
     p, t = prediction.astype(bool), truth.astype(bool)
     union = (p | t).sum()

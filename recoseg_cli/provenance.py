@@ -1,10 +1,12 @@
-"""Provenance of a run for its report: package versions and peak memory."""
+"""Provenance of a run for its report: package versions, peak memory and stage timings."""
 
 from __future__ import annotations
 
 import platform
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import nibabel
 import numpy as np
@@ -35,3 +37,20 @@ def peak_rss_gb() -> float | None:
 def package_versions() -> dict[str, str]:
     return {"recoseg": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "nibabel": nibabel.__version__, "python": platform.python_version()}
+
+
+class StageTimer:
+    """Seconds per stage (into ``seconds``, a new dict by default), each timed from the end of the one before;
+    ``on_stage(name)`` is called as each one ends."""
+
+    def __init__(self, on_stage: Callable[[str], None] | None = None, seconds: dict[str, float] | None = None):
+        self.seconds = {} if seconds is None else seconds
+        self._clock = time.perf_counter()
+        self._on_stage = on_stage
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._clock, 3)
+        self._clock = now
+        if self._on_stage:
+            self._on_stage(name)

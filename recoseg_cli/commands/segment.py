@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from recoseg_cli.pipeline import (PreparedPatient, prepare_patient, residual_sli
                                   synthesize_t1ce)
 from recoseg_cli.postprocess import PostprocessConfig, region_masks
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.provenance import package_versions, peak_rss_gb
+from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 from recoseg_cli.regions import REGIONS, labels_from_regions, region_mask, subregion_masks
 from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
@@ -121,17 +120,9 @@ class Predictor:
         ``on_stage(name)`` is called as each stage ends; ``on_slices(stage, done, total)`` as the networks
         finish batches of slices (stage "synthesis" or "segmentation").
         """
-        seconds: dict[str, float] = {}
         warnings: list[str] = []
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            seconds[name] = round(now - clock, 3)
-            clock = now
-            if on_stage:
-                on_stage(name)
+        timer = StageTimer(on_stage)
+        seconds, lap = timer.seconds, timer.lap
 
         prepared = prepare_patient(patient, self.preprocess, self.options.label_scheme,
                                    on_loaded=lambda: lap("load"))
@@ -168,25 +159,20 @@ class Predictor:
         """Segment one patient and write the mask (and asked-for extras); returns its report."""
         prediction = self.predict(patient, on_stage, on_slices)
         prepared, volumes = prediction.prepared, prediction.prepared.volumes
-        clock = time.perf_counter()
+        timer = StageTimer(on_stage, prediction.seconds)
         masks, labels = self.label_map(prediction)
         save_volume(labels, volumes.geometry, output, np.uint8)
         synth = prediction.synth
         wants_residual = synth is not None and ("residual" in self.options.save or self.options.overlay is not None)
         residual_volume = prediction.residual_volume() if wants_residual else None
         self._save_extras(output, prediction, residual_volume)
-        prediction.seconds["write"] = round(time.perf_counter() - clock, 3)
-        if on_stage:
-            on_stage("write")
+        timer.lap("write")
         if self.options.overlay is not None:
-            clock = time.perf_counter()
             image = volumes.images.get("t1ce", volumes.images["flair"])
             write_overlay(self._overlay_path(output, patient.case_id), image, residual_volume, masks,
                           volumes.seg, volumes.label_scheme, prepared.sliced.volume_brain, patient.case_id,
                           prediction.voxel_ml)
-            prediction.seconds["overlay"] = round(time.perf_counter() - clock, 3)
-            if on_stage:
-                on_stage("overlay")
+            timer.lap("overlay")
         for message in prediction.warnings:
             warn(f"{patient.case_id}: {message}")
         return self._report(patient, output, prediction, masks)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.metrics import region_synthesis_metrics
 from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, normalize
-from recoseg_cli.provenance import package_versions, peak_rss_gb
+from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 from recoseg_cli.synthesis import StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
@@ -31,14 +30,8 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     check_nifti_output(output, overwrite)
     check_output_file(report, overwrite)
     torch_device = resolve_device(device)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 3)
-        clock = now
+    timer = StageTimer()
+    seconds, lap = timer.seconds, timer.lap
 
     weights, synthesizer, config = load_synthesizer(weights_option, torch_device)
     lap("weights")

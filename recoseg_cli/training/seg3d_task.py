@@ -10,7 +10,7 @@ import torch
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.inference import predict_volume
 from recoseg_cli.inputs import assemble
-from recoseg_cli.metrics import dice
+from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.regions import region_stack
 from recoseg_cli.training.seg_task import bce_dice_loss
@@ -113,8 +113,7 @@ class Seg3DTask:
             truth = volume.targets.transpose(1, 0, 2, 3) > 0
             scores += [dice(probabilities[:, k] > self.config.threshold, truth[:, k])
                        for k in range(truth.shape[1]) if truth[:, k].any()]
-        mean = float(np.mean(scores)) if scores else 0.0
-        return {"score": 1.0 - mean, "dice": mean}
+        return validation_score(scores)
 
     def config_dict(self) -> dict:
         return self.config.to_dict()

@@ -13,7 +13,7 @@ from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
-from recoseg_cli.metrics import dice
+from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.regions import REGIONS, region_stack
 from recoseg_cli.segmentation import Segmenter
@@ -98,8 +98,7 @@ class SegTask:
         scores = [dice(prediction[self.val.subject == s, k], truth[self.val.subject == s, k])
                   for s in np.unique(self.val.subject) for k in range(truth.shape[1])
                   if truth[self.val.subject == s, k].any()]
-        mean = float(np.mean(scores)) if scores else 0.0
-        return {"score": 1.0 - mean, "dice": mean}
+        return validation_score(scores)
 
     def config_dict(self) -> dict:
         return self.config.to_dict()
