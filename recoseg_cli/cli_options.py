@@ -16,6 +16,7 @@ QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summar
 
 
 def label_scheme(labels: str) -> Optional[str]:
+    """--labels: None for auto (the scheme follows the file names), else the scheme's name."""
     return None if labels == "auto" else labels
 
 
@@ -64,6 +65,7 @@ SEG = typer.Option(None, "--seg", help="Explicit segmentation path (optional, fo
 
 
 def sampler_config(name: str, steps: int, start_step: int, eta: float):
+    """--sampler, --steps, --start-step and --eta as a checked SamplerConfig."""
     from recoseg_cli.diffusion.samplers import SamplerConfig
 
     if not 0 <= start_step <= 999 or steps > 1000:
@@ -72,6 +74,7 @@ def sampler_config(name: str, steps: int, start_step: int, eta: float):
 
 
 def parse_widths(text: str) -> tuple[int, ...]:
+    """``16,32,64,96`` -> U-Net channel widths per level."""
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
@@ -82,6 +85,7 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
+    """``240x240x155`` -> a grid shape."""
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
