@@ -45,10 +45,12 @@ def normalize(volume: np.ndarray, mask: np.ndarray, clip: float) -> np.ndarray:
     """z-score inside ``mask``, clipped to +-``clip`` and scaled to [-1, 1]; background is -1."""
     values = volume[mask]
     std = float(values.std())
-    z = (volume - float(values.mean())) / (std if std > 0 else 1.0)
-    out = np.clip(z, -clip, clip) / clip
+    out = volume.astype(np.float32)  # a copy; then in place: (x - mean) / (std * clip), clipped to [-1, 1]
+    out -= float(values.mean())
+    out *= 1.0 / ((std if std > 0 else 1.0) * clip)
+    np.clip(out, -1.0, 1.0, out=out)
     out[~mask] = BACKGROUND
-    return out.astype(np.float32)
+    return out
 
 
 def _resize(stack: np.ndarray, size: int, mode: Mode) -> np.ndarray:
