@@ -135,6 +135,24 @@ def test_empty_mask_warns(tiny_patient, tmp_path, tiny_weights, capsys):
     assert code == 0 and "mask is empty" in err
 
 
+def test_images_that_are_not_skull_stripped_warn(tiny_patient, tmp_path, tiny_weights, capsys):
+    flair = next(tiny_patient.glob("*_flair.nii.gz"))
+    image = nib.load(flair)
+    head = np.asarray(image.dataobj, dtype=np.float32) + 0.5  # no zero background: the whole field of view
+    nib.save(nib.Nifti1Image(head, image.affine, image.header), flair)
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"],
+                            "--report", tmp_path / "m.json", "-q"], capsys)
+    assert code == 0, err
+    assert "look not skull-stripped" in err
+    assert any("skull-stripped" in w for w in json.loads((tmp_path / "m.json").read_text())["warnings"])
+
+
+def test_skull_stripped_images_do_not_warn(tiny_patient, tmp_path, tiny_weights, capsys):
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"],
+                            "-q"], capsys)
+    assert code == 0 and "skull-stripped" not in err
+
+
 def test_bad_input_and_weights(tiny_patient, tmp_path, tiny_weights, capsys, monkeypatch):
     seg_weights = tiny_weights["seg"]
     cases = [

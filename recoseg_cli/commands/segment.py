@@ -28,6 +28,9 @@ from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
+LARGEST_BRAIN_ML = 2500.0
+"""Non-zero region above which the images look not skull-stripped (BraTS brains measure 1.2-1.7 L)."""
+
 STAGES = ("load", "preprocess", "synthesis", "segmentation", "write", "overlay")
 """Stages of one patient, in order; ``on_stage`` callbacks receive each one as it finishes."""
 
@@ -149,6 +152,10 @@ class Predictor:
                 raise InputError(f"{patient.folder or patient.case_id}: no T1ce, and these weights cannot synthesize one")
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
+        brain_ml = float(sliced.volume_brain.sum()) * float(np.prod(prepared.volumes.zooms)) / 1000.0
+        if brain_ml > LARGEST_BRAIN_ML:
+            warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
+                            "look not skull-stripped; the models expect skull-stripped scans like BraTS's")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
         slices = self.segmenter.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
         probabilities = {region: restack(prepared, slices[:, k]) for k, region in enumerate(self.targets)}
