@@ -210,7 +210,7 @@ def train(
     from recoseg_cli.training.loop import TrainConfig
     from recoseg_cli.training.regressor_task import RegressorStageConfig
     from recoseg_cli.training.run import Callbacks, train_stages
-    from recoseg_cli.training.seg_task import SegStageConfig
+    from recoseg_cli.training.seg_task import segmenter_stage
 
     if init_weights is not None and stage == "all":
         raise InputError("--init-weights starts one stage; give --stage ddpm, seg or regressor")
@@ -225,11 +225,8 @@ def train(
     if not augment:
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
-    seg_stage = SegStageConfig(
-        unet=UNetConfig(in_channels=len(channel_list), out_channels=len(target_list), widths=parse_widths(seg_widths),
-                        time_embedding=False, attention=False),
-        channels=channel_list, t1ce_dropout=t1ce_dropout, label_fraction=label_fraction, targets=target_list,
-        augment=AugmentConfig() if augment else None)
+    seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), t1ce_dropout=t1ce_dropout,
+                                label_fraction=label_fraction, augment=AugmentConfig() if augment else None)
     regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=parse_widths(widths),
                                                       time_embedding=False))
     _check_channels(channel_list)

@@ -37,7 +37,7 @@ from recoseg_cli.training.ddpm_task import DDPMStageConfig
 from recoseg_cli.training.loop import TrainConfig
 from recoseg_cli.training.regressor_task import RegressorStageConfig
 from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
-from recoseg_cli.training.seg_task import SegStageConfig
+from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
 
 VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
@@ -108,9 +108,8 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
     weights = {}
     for variant in config.variants:
         channels = VARIANTS[variant]
-        stage = SegStageConfig(unet=replace(SegStageConfig().unet, in_channels=len(channels), widths=config.seg_widths),
-                               channels=channels,
-                               t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
+        stage = segmenter_stage(channels, widths=config.seg_widths,
+                                t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
             # two training cases as the loop's validation log; the folds use the final EMA weights

@@ -31,7 +31,7 @@ from recoseg_cli.training.loop import TrainConfig
 from recoseg_cli.training.regressor_task import RegressorStageConfig
 from recoseg_cli.training.run import train_ddpm, train_regressor, train_seg, train_seg3d
 from recoseg_cli.training.seg3d_task import Seg3DStageConfig, stack_probabilities
-from recoseg_cli.training.seg_task import SegStageConfig
+from recoseg_cli.training.seg_task import segmenter_stage
 from recoseg_cli.weights import load_weights
 
 Log = Callable[[str], None]
@@ -118,9 +118,8 @@ def train_system(plan: Plan, system: System, cache: Path, runs: Path, stage_one:
         result = train_seg3d(cache, run_dir, stage, train_config(plan, plan.seg_steps, seed, same_voxels),
                              preprocess, device)
     else:
-        stage = SegStageConfig(UNetConfig(len(system.channels), len(TARGETS), plan.seg_widths, False, False),
-                               system.channels, t1ce_dropout=0.15 if system.stage_one else 0.0,
-                               label_fraction=system.label_fraction, targets=TARGETS)
+        stage = segmenter_stage(system.channels, TARGETS, plan.seg_widths, label_fraction=system.label_fraction,
+                                t1ce_dropout=0.15 if system.stage_one else 0.0)
         ddpm = stage_one[system.stage_one]["weights"] if system.stage_one else None
         result = train_seg(cache, run_dir, stage, train_config(plan, plan.seg_steps, seed), preprocess, ddpm,
                            SamplerConfig(), device)

@@ -43,6 +43,14 @@ class SegStageConfig:
         return asdict(self)
 
 
+def segmenter_stage(channels: tuple[str, ...], targets: tuple[str, ...] = REGIONS,
+                    widths: tuple[int, ...] = (16, 32, 64, 96), **fields) -> SegStageConfig:
+    """A stage-2 config whose U-Net takes ``channels`` and predicts ``targets`` (other fields as given)."""
+    unet = UNetConfig(in_channels=len(channels), out_channels=len(targets), widths=tuple(widths),
+                      time_embedding=False, attention=False)
+    return SegStageConfig(unet=unet, channels=tuple(channels), targets=tuple(targets), **fields)
+
+
 def select_labelled(case_ids: list[str], fraction: float, seed: int) -> list[str]:
     """A reproducible subset of subjects, by subject, holding ``fraction`` of them (at least one)."""
     count = max(1, int(round(fraction * len(case_ids))))
