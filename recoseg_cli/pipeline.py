@@ -27,6 +27,11 @@ class PreparedPatient:
         return TARGET_MODALITY in self.volumes.images
 
     @property
+    def voxel_ml(self) -> float:
+        """Volume of one voxel in mL."""
+        return float(np.prod(self.volumes.zooms)) / 1000.0
+
+    @property
     def conditions(self) -> np.ndarray:
         return self.sliced.images[:, CONDITION_INDEX]
 

@@ -81,7 +81,7 @@ class Prediction:
 
     @property
     def voxel_ml(self) -> float:
-        return float(np.prod(self.prepared.volumes.zooms)) / 1000.0
+        return self.prepared.voxel_ml
 
     def synth_volume(self) -> np.ndarray:
         """The synthetic T1ce in the canonical voxel grid (normalized units, 0 outside the brain)."""
@@ -152,7 +152,7 @@ class Predictor:
                 raise InputError(f"{patient.folder or patient.case_id}: no T1ce, and these weights cannot synthesize one")
             missing = np.ones(len(sliced.images), bool)
             warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
-        brain_ml = float(sliced.volume_brain.sum()) * float(np.prod(prepared.volumes.zooms)) / 1000.0
+        brain_ml = float(sliced.volume_brain.sum()) * prepared.voxel_ml
         if brain_ml > LARGEST_BRAIN_ML:
             warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
                             "look not skull-stripped; the models expect skull-stripped scans like BraTS's")

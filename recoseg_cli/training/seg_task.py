@@ -20,13 +20,21 @@ from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.training.augment import AugmentConfig, augment_batch, intensity
 
 
+SEGMENTER_WIDTHS = (16, 32, 64, 96)
+"""Channel widths per level of the bundled segmenter."""
+
+
+def segmenter_unet(inputs: int, outputs: int, widths: tuple[int, ...] = SEGMENTER_WIDTHS) -> UNetConfig:
+    """The segmenter's U-Net: no time embedding, no attention."""
+    return UNetConfig(in_channels=inputs, out_channels=outputs, widths=tuple(widths), time_embedding=False,
+                      attention=False)
+
+
 @dataclass(frozen=True)
 class SegStageConfig:
     """Everything that defines a stage-2 model; stored in its checkpoints and weights."""
 
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(
-        in_channels=len(DEFAULT_CHANNELS), out_channels=len(REGIONS), widths=(16, 32, 64, 96), time_embedding=False,
-        attention=False))
+    unet: UNetConfig = field(default_factory=lambda: segmenter_unet(len(DEFAULT_CHANNELS), len(REGIONS)))
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     t1ce_dropout: float = 0.15
     """Fraction of training slices shown as if T1ce were missing (synthetic T1ce, zero residual)."""
@@ -44,11 +52,10 @@ class SegStageConfig:
 
 
 def segmenter_stage(channels: tuple[str, ...], targets: tuple[str, ...] = REGIONS,
-                    widths: tuple[int, ...] = (16, 32, 64, 96), **fields) -> SegStageConfig:
+                    widths: tuple[int, ...] = SEGMENTER_WIDTHS, **fields) -> SegStageConfig:
     """A stage-2 config whose U-Net takes ``channels`` and predicts ``targets`` (other fields as given)."""
-    unet = UNetConfig(in_channels=len(channels), out_channels=len(targets), widths=tuple(widths),
-                      time_embedding=False, attention=False)
-    return SegStageConfig(unet=unet, channels=tuple(channels), targets=tuple(targets), **fields)
+    return SegStageConfig(unet=segmenter_unet(len(channels), len(targets), widths), channels=tuple(channels),
+                          targets=tuple(targets), **fields)
 
 
 def select_labelled(case_ids: list[str], fraction: float, seed: int) -> list[str]:
