@@ -1,23 +1,64 @@
-"""Python API: segment patients from code, with the results in memory (``recoseg segment`` runs the same path)."""
+"""Python API: segment a patient, or synthesize its T1ce and residual, with the results in memory.
+
+The CLI's ``segment``, ``synthesize`` and ``residual`` commands call these and only add files and reports.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
-from recoseg_cli.commands.segment import Predictor, SegmentOptions, region_metrics, region_volumes_ml
+from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
-from recoseg_cli.errors import InputError
+from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
 from recoseg_cli.io.nifti import to_image, write_atomically
 from recoseg_cli.io.outputs import check_nifti_output
+from recoseg_cli.metrics import region_metrics
+from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
+from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,
+                                  restack_in_brain)
+from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.provenance import StageTimer
+from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
+from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
+
+LARGEST_BRAIN_ML = 2500.0
+"""Non-zero region above which the images look not skull-stripped (BraTS brains measure 1.2-1.7 L)."""
+
+STAGES = ("load", "preprocess", "synthesis", "segmentation")
+"""Stages of ``Segmenter.predict``, in order; ``on_stage`` callbacks receive each one as it finishes."""
+
+
+@dataclass
+class Prediction:
+    """Region probabilities of one patient in its canonical voxel grid, before post-processing."""
+
+    prepared: PreparedPatient
+    probabilities: dict[str, np.ndarray]
+    synth: np.ndarray | None
+    seconds: dict[str, float]
+    warnings: list[str]
+
+    @property
+    def voxel_ml(self) -> float:
+        return self.prepared.voxel_ml
+
+    def synth_volume(self) -> np.ndarray:
+        """The synthetic T1ce in the canonical voxel grid (normalized units, 0 outside the brain)."""
+        return restack_in_brain(self.prepared, self.synth)
+
+    def residual_volume(self) -> np.ndarray:
+        """|T1ce - synthetic T1ce| in the canonical voxel grid (normalized units, 0 outside the brain)."""
+        return restack_in_brain(self.prepared, residual_slices(self.prepared, self.synth))
 
 
 @dataclass
@@ -44,37 +85,47 @@ class SegmentationResult:
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the mask (atomically); an existing file needs ``overwrite``."""
-        path = Path(path)
-        check_nifti_output(path, overwrite)
-        write_atomically(path, lambda tmp: nib.save(self.image, str(tmp)))
-        return path
+        return save_image(self.image, path, overwrite)
 
 
 class Segmenter:
     """The bundled (or given) weights, loaded once; call it with one patient at a time.
 
     Options mean what the ``recoseg segment`` options of the same names mean; None keeps the weights' own.
+    ``sampler`` is a sampler name (with ``steps``) or a full ``SamplerConfig``.
     """
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", *, threshold: float | None = None,
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
-                 sampler: str | None = None, steps: int = 1, seed: int = 0, batch_size: int | None = None,
-                 bf16: bool = True):
-        if sampler is not None and sampler not in SAMPLERS:
-            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
-        options = SegmentOptions(
-            weights=Path(weights) if weights is not None else None, device=device,
-            sampler=SamplerConfig(sampler, steps) if sampler else None, seed=seed, batch_size=batch_size,
-            threshold=threshold, min_component_ml=min_component_ml, whole_tumour_only=whole_tumour,
-            label_scheme=labels, quiet=True, bf16=bf16)
-        self.predictor = Predictor(options)
+                 sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
+                 batch_size: int | None = None, bf16: bool = True):
+        self.device = resolve_device(device)
+        self.batch_size = inference_batch_size(self.device, batch_size)
+        self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
+        path, checksum = resolve_weights_path(Path(weights) if weights is not None else None)
+        self.weights: Weights = load_weights(path, ("seg",), checksum)
+        extra = self.weights.extra
+        self.channels = tuple(extra["channels"])
+        self.preprocess = PreprocessConfig(**extra["preprocess"])
+        self.sampler = sampler_config(sampler, steps) or SamplerConfig(**extra["sampler"])
+        self.targets = tuple(extra.get("targets", ["whole"]))
+        if "whole" not in self.targets:
+            raise WeightsError(f"{path}: segments {', '.join(self.targets)} only; `segment` needs whole-tumour weights")
+        chosen = PostprocessConfig(**extra.get("postprocess", {"threshold": float(extra["threshold"])}))
+        self.postprocess = replace(
+            chosen, threshold=chosen.threshold if threshold is None else threshold,
+            min_component_ml=chosen.min_component_ml if min_component_ml is None else min_component_ml)
+        self.network = SegmentationNet.from_weights(self.weights, self.device, bf16)
+        self.synthesizer = None
+        if extra.get("ddpm") is not None:
+            self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, bf16)
 
     def __call__(self, patient: PatientLike, *, probabilities: bool = False, residual: bool = False,
                  synth: bool = False) -> SegmentationResult:
         """Segment one patient; ``probabilities``, ``residual`` and ``synth`` add those images to the result."""
         found = as_patient(patient)
-        prediction = self.predictor.predict(found)
-        masks, labels = self.predictor.label_map(prediction)
+        prediction = self.predict(found)
+        masks, labels = self.label_map(prediction)
         volumes = prediction.prepared.volumes
         geometry = volumes.geometry
         result = SegmentationResult(
@@ -85,12 +136,66 @@ class Segmenter:
         if probabilities:
             result.probabilities = {region: to_image(p, geometry, np.float32)
                                     for region, p in prediction.probabilities.items()}
-        clip = self.predictor.preprocess.clip
+        clip = self.preprocess.clip
         if residual and prediction.synth is not None:
             result.residual = to_image(prediction.residual_volume() * clip, geometry, np.float32)
         if synth and prediction.synth is not None:
             result.synth = to_image(prediction.synth_volume() * clip, geometry, np.float32)
         return result
+
+    def predict(self, patient: Patient, on_stage=None, on_slices=None) -> Prediction:
+        """Region probabilities of one patient (no files written).
+
+        ``on_stage(name)`` is called as each of ``STAGES`` ends; ``on_slices(stage, done, total)`` as the networks
+        finish batches of slices (stage "synthesis" or "segmentation").
+        """
+        warnings: list[str] = []
+        timer = StageTimer(on_stage)
+        prepared = prepare_patient(patient, self.preprocess, self.label_scheme, on_loaded=lambda: timer.lap("load"))
+        timer.lap("preprocess")
+        sliced = prepared.sliced
+
+        def counter(stage: str):
+            done = 0
+
+            def advance(count: int) -> None:
+                nonlocal done
+                done += count
+                on_slices(stage, done, len(sliced.images))
+            return advance if on_slices else None
+
+        synth = None
+        if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
+            synth = self.synthesizer.synthesize(prepared.conditions, sliced.brain, self.sampler, self.seed,
+                                                self.batch_size, start=prepared.t1ce, on_batch=counter("synthesis"))
+        timer.lap("synthesis")
+        missing = None
+        if not prepared.has_t1ce:
+            if synth is None:
+                raise InputError(f"{patient.folder or patient.case_id}: no T1ce, and these weights cannot "
+                                 "synthesize one")
+            missing = np.ones(len(sliced.images), bool)
+            warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
+        brain_ml = float(sliced.volume_brain.sum()) * prepared.voxel_ml
+        if brain_ml > LARGEST_BRAIN_ML:
+            warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
+                            "look not skull-stripped; the models expect skull-stripped scans like BraTS's")
+        inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
+        slices = self.network.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
+        probabilities = {region: sliced.transform.inverse(slices[:, k], "linear")
+                         for k, region in enumerate(self.targets)}
+        timer.lap("segmentation")
+        return Prediction(prepared, probabilities, synth, timer.seconds, warnings)
+
+    def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
+        masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
+        if not masks["whole"].any():
+            prediction.warnings.append("the mask is empty: no tumour found above the threshold")
+        scheme = prediction.prepared.volumes.label_scheme
+        labels = (masks["whole"].astype(np.uint8) if self.whole_tumour
+                  else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme))
+        return masks, labels
 
 
 def segment(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False,
@@ -105,6 +210,104 @@ def segment(patient: PatientLike, output: str | Path | None = None, overwrite: b
     if output is not None:
         result.save(output, overwrite)
     return result.image
+
+
+@dataclass
+class Synthesis:
+    """Stage 1 on one patient: the synthetic T1ce slices and what turns them into images of its grid."""
+
+    prepared: PreparedPatient
+    slices: np.ndarray
+    weights: Weights
+    sampler: SamplerConfig
+    seconds: dict[str, float]
+    clip: float
+    """Normalized units times ``clip`` are z-score units."""
+
+    def synth_volume(self) -> np.ndarray:
+        """The synthetic T1ce in the canonical grid, z-score units, 0 outside the brain."""
+        return restack_in_brain(self.prepared, self.slices) * self.clip
+
+    def residual_volume(self, smooth_mm: float = 0.0) -> np.ndarray:
+        """|T1ce - synthetic T1ce| in the canonical grid (z-score units), optionally Gaussian-smoothed in the brain."""
+        volume = restack_in_brain(self.prepared, residual_slices(self.prepared, self.slices)) * self.clip
+        if smooth_mm > 0:
+            sigma = [smooth_mm / z for z in self.prepared.volumes.zooms]
+            volume = ndimage.gaussian_filter(volume, sigma) * self.prepared.sliced.volume_brain
+        return volume.astype(np.float32)
+
+
+def run_stage_one(patient: PatientLike, weights: str | Path | None = None, device: str = "auto", *,
+                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
+                  batch_size: int | None = None, bf16: bool = True, on_stage=None) -> Synthesis:
+    """Synthesize one patient's T1ce with the DDPM (or regressor) of a DDPM, regressor or segmenter weights file
+    (bundled by default); ``on_stage`` is called after "weights", "load", "preprocess" and "synthesis"."""
+    found = as_patient(patient)
+    timer = StageTimer(on_stage)
+    torch_device = resolve_device(device)
+    stage_weights, model, preprocess = load_stage_one(Path(weights) if weights is not None else None, torch_device,
+                                                      bf16)
+    timer.lap("weights")
+    prepared = prepare_patient(found, preprocess, on_loaded=lambda: timer.lap("load"))
+    timer.lap("preprocess")
+    config = sampler_config(sampler, steps) or SamplerConfig()
+    slices = model.synthesize(prepared.conditions, prepared.sliced.brain, config, seed,
+                              inference_batch_size(torch_device, batch_size), start=prepared.t1ce)
+    timer.lap("synthesis")
+    return Synthesis(prepared, slices, stage_weights, config, timer.seconds, preprocess.clip)
+
+
+def synthesize(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False,
+               **options) -> nib.Nifti1Image:
+    """The synthetic T1ce (float32, z-score units, 0 outside the brain) in the patient's own grid, written to
+    ``output`` when given; ``options`` are those of ``run_stage_one`` (weights, device, sampler, steps, seed, ...)."""
+    if output is not None:
+        check_nifti_output(Path(output), overwrite)
+    result = run_stage_one(patient, **options)
+    image = to_image(result.synth_volume(), result.prepared.volumes.geometry, np.float32)
+    if output is not None:
+        save_image(image, output, overwrite)
+    return image
+
+
+def residual(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False, smooth_mm: float = 0.0,
+             **options) -> nib.Nifti1Image:
+    """The residual |T1ce - synthetic T1ce| (float32, z-score units, 0 outside the brain), which marks what FLAIR,
+    T1 and T2 could not predict; Gaussian-smoothed by ``smooth_mm`` when given; needs the patient's T1ce."""
+    if output is not None:
+        check_nifti_output(Path(output), overwrite)
+    found = as_patient(patient)
+    found.require(("t1ce",))
+    result = run_stage_one(found, **options)
+    image = to_image(result.residual_volume(smooth_mm), result.prepared.volumes.geometry, np.float32)
+    if output is not None:
+        save_image(image, output, overwrite)
+    return image
+
+
+def load_stage_one(weights: Path | None, device, bf16: bool = True) -> tuple[Weights, StageOne, PreprocessConfig]:
+    """The DDPM (or regressor) of a DDPM, regressor or segmenter weights file (bundled by default), and its slice
+    settings."""
+    path, checksum = resolve_weights_path(weights)
+    loaded = synthesizer_weights(load_weights(path, ("ddpm", "regressor", "seg"), checksum))
+    return loaded, build_synthesizer(loaded, device, bf16), PreprocessConfig(**loaded.extra["preprocess"])
+
+
+def sampler_config(sampler: str | SamplerConfig | None, steps: int = 1) -> SamplerConfig | None:
+    """A SamplerConfig from a sampler name and step count (a SamplerConfig or None passes through)."""
+    if sampler is None or isinstance(sampler, SamplerConfig):
+        return sampler
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    return SamplerConfig(sampler, steps)
+
+
+def save_image(image: nib.Nifti1Image, path: str | Path, overwrite: bool = False) -> Path:
+    """Write a NIfTI image atomically; an existing file needs ``overwrite``."""
+    path = Path(path)
+    check_nifti_output(path, overwrite)
+    write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
+    return path
 
 
 def as_patient(patient: PatientLike) -> Patient:

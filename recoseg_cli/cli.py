@@ -14,8 +14,9 @@ import typer
 
 from recoseg_cli import __version__
 from recoseg_cli.cli_models import COMMANDS
-from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, QUIET, SEG, T1, T1CE, T1CE_REQUIRED, T2, Labels,
-                                     Sampler, label_scheme, parse_shard, patient_from_options, sampler_config)
+from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
+                                     STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Sampler,
+                                     label_scheme, parse_shard, patient_from_options, sampler_config)
 from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
 
@@ -39,16 +40,14 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def synthesize(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder (BraTS2020, BraTS2023 or nnU-Net names)."),
     output: Path = typer.Option(..., "-o", "--output", help="Synthetic T1ce NIfTI to write (float32, z-score units)."),
-    weights: Optional[Path] = typer.Option(None, help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    sampler: Sampler = typer.Option("onestep", help="Stage-1 sampler."),
-    steps: int = typer.Option(1, min=1, help="Network calls per slice (DDIM/DDPM steps, or one-step draws averaged)."),
+    weights: Optional[Path] = STAGE_ONE_WEIGHTS, sampler: Sampler = STAGE_ONE_SAMPLER, steps: int = STEPS,
     start_step: int = typer.Option(999, help="One-step sampler: timestep the real T1ce (if any) is noised to."),
     eta: float = typer.Option(0.0, help="DDIM stochasticity."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    seed: int = SEED,
     device: str = DEVICE,
     batch_size: Optional[int] = BATCH_SIZE,
     report: Optional[Path] = typer.Option(None, help="Write PSNR/SSIM (when T1ce exists) and timings as JSON."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,
@@ -65,26 +64,24 @@ def synthesize(
 def residual(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder with FLAIR, T1, T1ce and T2."),
     output: Path = typer.Option(..., "-o", "--output", help="Residual NIfTI to write (float32, z-score units)."),
-    weights: Optional[Path] = typer.Option(None, help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    sampler: Sampler = typer.Option("onestep", help="Stage-1 sampler."),
-    steps: int = typer.Option(1, min=1, help="Network calls per slice."),
+    weights: Optional[Path] = STAGE_ONE_WEIGHTS, sampler: Sampler = STAGE_ONE_SAMPLER, steps: int = STEPS,
     smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    seed: int = SEED,
     device: str = DEVICE,
     batch_size: Optional[int] = BATCH_SIZE,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE_REQUIRED,
     t2: Optional[Path] = T2,
 ) -> None:
     """Write the residual |T1ce - synthetic T1ce|, which marks what FLAIR, T1 and T2 could not predict."""
     found = patient_from_options(patient, flair, t1, t1ce, t2, None)
-    from recoseg_cli.commands.synthesize import run_residual
+    from recoseg_cli import api
 
-    path = run_residual(found, output, weights, sampler_config(sampler, steps, 999, 0.0), seed, device, batch_size, smooth,
-                        overwrite)
+    api.residual(found, output, overwrite, smooth, weights=weights, device=device,
+                 sampler=sampler_config(sampler, steps, 999, 0.0), seed=seed, batch_size=batch_size)
     if not quiet:
-        console.print(f"residual -> {path}")
+        console.print(f"residual -> {output}")
 
 
 @app.command()
@@ -108,14 +105,14 @@ def segment(
                                     help="Also write <mask>_synth.nii.gz, the synthetic T1ce (z-score units)."),
     overlay: Optional[Path] = typer.Option(None, help="PNG picture (one patient) or folder of <case>.png (several)."),
     report: Optional[Path] = typer.Option(None, help="JSON report: volume, timings, weights, versions, device."),
-    seed: int = typer.Option(0, help="Seed of the sampling noise."),
+    seed: int = SEED,
     batch_size: Optional[int] = BATCH_SIZE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
     labels: Labels = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,

@@ -202,13 +202,12 @@ def train(
 ) -> None:
     """Train a stage; `torchrun --nproc_per_node=K -m recoseg_cli train ...` runs it data-parallel."""
     from recoseg_cli.diffusion.losses import DiffusionLossConfig
-    from recoseg_cli.models.unet import UNetConfig
     from recoseg_cli.preprocess import PreprocessConfig
     from recoseg_cli.training.augment import AugmentConfig
-    from recoseg_cli.training.ddpm_task import DDPMStageConfig
+    from recoseg_cli.training.ddpm_task import DDPMStageConfig, ddpm_unet
     from recoseg_cli.training.distributed import exit_worker
     from recoseg_cli.training.loop import TrainConfig
-    from recoseg_cli.training.regressor_task import RegressorStageConfig
+    from recoseg_cli.training.regressor_task import regressor_stage
     from recoseg_cli.training.run import Callbacks, train_stages
     from recoseg_cli.training.seg_task import segmenter_stage
 
@@ -219,16 +218,14 @@ def train(
     preprocess_config = PreprocessConfig(size=size)
     channel_list = tuple(c.strip() for c in channels.split(",") if c.strip())
     ddpm_stage = DDPMStageConfig(
-        unet=UNetConfig(in_channels=4, out_channels=1, widths=parse_widths(widths), time_embedding=True,
-                        attention=False),
-        schedule=schedule, loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
+        unet=ddpm_unet(parse_widths(widths)), schedule=schedule,
+        loss=DiffusionLossConfig(prediction, x0_bce_dice, last_step_fraction, x0_l1), mask_tumour=mask_tumour)
     if not augment:
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), t1ce_dropout=t1ce_dropout,
                                 label_fraction=label_fraction, augment=AugmentConfig() if augment else None)
-    regressor_stage = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=parse_widths(widths),
-                                                      time_embedding=False))
+    regressor_stage = regressor_stage(ddpm_stage.unet)
     _check_channels(channel_list)
     _check_targets(target_list)
     residual_sampler = sampler_config(sampler, steps, 999, 0.0)
@@ -257,7 +254,7 @@ def train(
 
 
 def _check_channels(channels: tuple[str, ...]) -> None:
-    from recoseg_cli.inputs import CHANNELS
+    from recoseg_cli.pipeline import CHANNELS
 
     unknown = [c for c in channels if c not in CHANNELS]
     if unknown or not channels:

@@ -62,6 +62,12 @@ T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required:
                                                   "synthesis).")
 T2 = typer.Option(None, "--t2", help="Explicit T2 path.")
 SEG = typer.Option(None, "--seg", help="Explicit segmentation path (optional, for metrics).")
+STAGE_ONE_WEIGHTS = typer.Option(None, "--weights",
+                                 help="DDPM or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS).")
+STAGE_ONE_SAMPLER = typer.Option("onestep", "--sampler", help="Stage-1 sampler.")
+STEPS = typer.Option(1, "--steps", min=1, help="Network calls per slice (DDIM/DDPM steps, or one-step draws averaged).")
+SEED = typer.Option(0, "--seed", help="Seed of the sampling noise.")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 
 def sampler_config(name: str, steps: int, start_step: int, eta: float):

@@ -7,7 +7,7 @@ weights, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -15,27 +15,25 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from recoseg_cli.commands.segment import Predictor, SegmentOptions, region_metrics
+from recoseg_cli.api import Segmenter
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.devices import machine_description, resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
-from recoseg_cli.inputs import DEFAULT_CHANNELS
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import write_atomically
-from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, summary_stats
-from recoseg_cli.pipeline import prepare_patient, residual_slices, restack_in_brain, synthesize_t1ce
-from recoseg_cli.postprocess import PostprocessConfig, region_masks
+from recoseg_cli.metrics import region_metrics, region_synthesis_metrics, residual_ratio, summary_stats
+from recoseg_cli.networks import build_synthesizer
+from recoseg_cli.pipeline import DEFAULT_CHANNELS, prepare_patient, residual_slices, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS, region_mask
-from recoseg_cli.synthesis import build_synthesizer
+from recoseg_cli.regions import REGIONS, REGION_ABBREVIATIONS, PostprocessConfig, region_mask, region_masks
 from recoseg_cli.training.data import load_training_cache
 from recoseg_cli.training.ddpm_task import DDPMStageConfig
 from recoseg_cli.training.loop import TrainConfig
-from recoseg_cli.training.regressor_task import RegressorStageConfig
+from recoseg_cli.training.regressor_task import regressor_stage
 from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
 from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
@@ -46,7 +44,7 @@ VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
 DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
 """Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
 
-REGRESSOR = RegressorStageConfig(replace(DDPM_RECIPE.unet, in_channels=3, time_embedding=False))
+REGRESSOR = regressor_stage(DDPM_RECIPE.unet)
 """Stage 1's deterministic reference: the DDPM's U-Net trained as an L1 regressor, same steps and learning rate."""
 
 STAGE_ONE_LABELS = {"synth": "synthetic T1ce (DDPM, one-step)", "l1": "L1 regressor", "t1": "real T1 (reference)"}
@@ -63,7 +61,9 @@ class CrossValConfig:
 
     folds: int = 5
     seed: int = 0
+    """Seeds the split of patients into folds and every training run."""
     ddpm_steps: int = 1000
+    """Optimizer steps of each fold's DDPM and of its L1 regressor."""
     seg_steps: int = 800
     seg_widths: tuple[int, ...] = SegStageConfig().unet.widths
     ddpm_lr: float = 2e-4
@@ -141,7 +141,7 @@ def stage_one_scores(folder: Path, models: dict, preprocess: PreprocessConfig) -
     candidates = {"t1": volumes.images["t1"]}
     scores = {}
     for name, model in models.items():
-        synth = synthesize_t1ce(prepared, model, SamplerConfig())
+        synth = model.synthesize(prepared.conditions, prepared.sliced.brain, SamplerConfig(), start=prepared.t1ce)
         candidates[name] = restack_in_brain(prepared, synth)
         if enhancing.any():
             residual = restack_in_brain(prepared, residual_slices(prepared, synth))
@@ -152,10 +152,10 @@ def stage_one_scores(folder: Path, models: dict, preprocess: PreprocessConfig) -
     return scores
 
 
-def evaluate_case(predictor: Predictor, folder: Path) -> dict:
+def evaluate_case(segmenter: Segmenter, folder: Path) -> dict:
     """Metrics of one held-out case for every post-processing candidate."""
     patient = discover_patient(folder)
-    prediction = predictor.predict(patient)
+    prediction = segmenter.predict(patient)
     volumes = prediction.prepared.volumes
     if volumes.seg is None:
         raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
@@ -211,10 +211,10 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
         for variant, path in weights.items():
             scores_path = fold_dir / variant / "scores.json"
             if not scores_path.is_file():
-                predictor = Predictor(SegmentOptions(weights=path, device=device, bf16=config.bf16, quiet=True))
+                segmenter = Segmenter(path, device, bf16=config.bf16)
                 scores = []
                 for case in held_out:
-                    scores.append({**evaluate_case(predictor, folders[case]), "fold": fold})
+                    scores.append({**evaluate_case(segmenter, folders[case]), "fold": fold})
                     if on_case:
                         on_case(f"fold {fold} {variant}: {case}")
                 write_json(scores_path, {"cases": scores})

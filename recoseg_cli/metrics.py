@@ -6,6 +6,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from recoseg_cli.regions import REGIONS, region_mask
+
 
 def dice(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
     """Dice of two binary masks; ``empty`` when both are empty."""
@@ -149,3 +151,18 @@ def summary_stats(values: list) -> dict[str, float]:
                 "max": float("nan"), "n": 0}
     return {"mean": float(array.mean()), "std": float(array.std()), "median": float(np.median(array)),
             "min": float(array.min()), "max": float(array.max()), "n": int(len(array))}
+
+
+def region_metrics(masks: dict[str, np.ndarray], seg: np.ndarray, spacing) -> dict[str, dict[str, float]]:
+    """Per region (whole, core, enhancing): volume Dice, IoU, HD95, sensitivity, specificity, lesion-wise Dice;
+    for the whole tumour also the per-slice Dice over slices with tumour."""
+    out = {}
+    for region in REGIONS:
+        truth = region_mask(seg, region)
+        metrics = volume_metrics(masks[region], truth, spacing)
+        metrics["lesion_dice"] = lesion_wise_dice(masks[region], truth)
+        metrics["truth_ml"] = float(truth.sum()) * float(np.prod(spacing)) / 1000.0
+        out[region] = {key: round(value, 4) for key, value in metrics.items()}
+    slice_dices, _ = slice_dice(masks["whole"], region_mask(seg, "whole"))
+    out["whole"]["slice_dice_mean"] = round(float(np.mean(slice_dices)), 4) if slice_dices else float("nan")
+    return out

@@ -1,18 +1,94 @@
-"""One patient through the method: load, slice, synthesize T1ce, residual, restack."""
+"""One patient's data through the method: load and check the volumes, cut them into normalized slices,
+assemble the segmenter's input channels, and put slice outputs back into the patient's voxel grid."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from recoseg_cli.constants import CONDITION_INDEX, CONDITION_MODALITIES, MODALITIES, TARGET_INDEX, TARGET_MODALITY
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.constants import (CONDITION_INDEX, CONDITION_MODALITIES, LABEL_SCHEMES, MODALITIES, TARGET_INDEX,
+                                   TARGET_MODALITY)
+from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
-from recoseg_cli.io.patient import PatientVolumes, load_patient
+from recoseg_cli.io.nifti import Geometry, load_volume
 from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, SlicedPatient, slice_patient
-from recoseg_cli.synthesis import Synthesizer
+
+
+@dataclass
+class PatientVolumes:
+    """Canonical (RAS) float32 volumes of one patient, their shared geometry and the optional labels."""
+
+    patient: Patient
+    images: dict[str, np.ndarray]
+    geometry: Geometry
+    seg: np.ndarray | None
+    label_scheme: str
+
+    @property
+    def zooms(self) -> tuple[float, float, float]:
+        return self.geometry.canonical_zooms
+
+
+def default_label_scheme(patient: Patient) -> str:
+    """BraTS2023 labels for BraTS2023 file names, BraTS2020 labels otherwise."""
+    return "brats2023" if patient.scheme == "brats2023" else "brats2020"
+
+
+def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: str | None = None) -> PatientVolumes:
+    """Load ``modalities`` (all required) and the segmentation if present, checking grid, brain and labels."""
+    patient.require(modalities)
+    scheme = label_scheme or default_label_scheme(patient)
+    if scheme not in LABEL_SCHEMES:
+        raise InputError(f"unknown label scheme {scheme!r}; choose one of {', '.join(LABEL_SCHEMES)}")
+    seg_path = patient.seg
+    paths = [patient.images[m] for m in modalities] + ([seg_path] if seg_path is not None else [])
+    loaded = _load_volumes(paths)
+    images: dict[str, np.ndarray] = {}
+    reference: tuple[str, Geometry] | None = None
+    for modality, path, (data, geometry) in zip(modalities, paths, loaded):
+        if reference is None:
+            reference = (str(path), geometry)
+        elif not geometry.matches(reference[1]):
+            raise InputError(_grid_mismatch(reference, str(path), geometry))
+        if not np.any(data):
+            raise InputError(f"{path}: image is empty (all voxels are zero)")
+        images[modality] = data
+    assert reference is not None
+    seg = None
+    if seg_path is not None:
+        seg_data, seg_geometry = loaded[-1]
+        if not seg_geometry.matches(reference[1]):
+            raise InputError(_grid_mismatch(reference, str(seg_path), seg_geometry))
+        seg = _checked_labels(seg_data, scheme, str(seg_path))
+    return PatientVolumes(patient=patient, images=images, geometry=reference[1], seg=seg, label_scheme=scheme)
+
+
+def _load_volumes(paths: list[Path]) -> list[tuple[np.ndarray, Geometry]]:
+    """Read files side by side (decompression releases the GIL); the first failing file in order raises."""
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        return list(pool.map(load_volume, paths))
+
+
+def _grid_mismatch(reference: tuple[str, Geometry], path: str, geometry: Geometry) -> str:
+    ref_path, ref = reference
+    if ref.shape != geometry.shape:
+        return f"{path}: shape {geometry.shape} differs from {ref_path} {ref.shape}"
+    return f"{path}: affine differs from {ref_path} (max difference {np.abs(ref.affine - geometry.affine).max():.4g})"
+
+
+def _checked_labels(seg: np.ndarray, scheme: str, path: str) -> np.ndarray:
+    if np.any(seg != np.round(seg)):
+        raise InputError(f"{path}: segmentation has non-integer values")
+    values = set(np.unique(seg).astype(int).tolist())
+    unexpected = values - LABEL_SCHEMES[scheme]
+    if unexpected:
+        allowed = sorted(LABEL_SCHEMES[scheme])
+        raise InputError(f"{path}: labels {sorted(unexpected)} are not in the {scheme} scheme {allowed}")
+    return seg.astype(np.uint8)
 
 
 @dataclass
@@ -55,23 +131,16 @@ def prepare_patient(patient: Patient, config: PreprocessConfig, label_scheme: st
     return PreparedPatient(volumes, sliced)
 
 
-def synthesize_t1ce(prepared: PreparedPatient, synthesizer: Synthesizer, sampler: SamplerConfig, seed: int = 0,
-                    batch_size: int = 32, on_batch=None) -> np.ndarray:
-    """Synthetic T1ce slices; the one-step sampler starts from the real T1ce when there is one."""
-    return synthesizer.synthesize(prepared.conditions, prepared.sliced.brain, sampler, seed, batch_size,
-                                  start=prepared.t1ce, on_batch=on_batch)
+def residual(t1ce: np.ndarray, synthetic: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """The method's residual |T1ce - synthetic T1ce| inside the brain (normalized units)."""
+    return (np.abs(t1ce - synthetic) * brain).astype(np.float32)
 
 
 def residual_slices(prepared: PreparedPatient, synthetic: np.ndarray) -> np.ndarray:
-    """|T1ce - synthetic T1ce| inside the brain (normalized units); zero without a real T1ce."""
+    """The patient's residual slices; zero without a real T1ce."""
     if not prepared.has_t1ce:
         return np.zeros_like(synthetic)
-    return (np.abs(prepared.t1ce - synthetic) * prepared.sliced.brain).astype(np.float32)
-
-
-def restack(prepared: PreparedPatient, slices: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """Slice outputs back into the patient's canonical voxel grid (linear interpolation)."""
-    return prepared.sliced.transform.inverse(slices.astype(np.float32), "linear", fill)
+    return residual(prepared.t1ce, synthetic, prepared.sliced.brain)
 
 
 def restack_in_brain(prepared: PreparedPatient, slices: np.ndarray) -> np.ndarray:
@@ -80,7 +149,52 @@ def restack_in_brain(prepared: PreparedPatient, slices: np.ndarray) -> np.ndarra
     Plain linear interpolation would mix the background into the brain's edge voxels.
     """
     weight = prepared.sliced.brain.astype(np.float32)
-    total = restack(prepared, slices * weight)
-    norm = restack(prepared, weight)
+    inverse = prepared.sliced.transform.inverse
+    total, norm = inverse(slices * weight, "linear"), inverse(weight, "linear")
     inside = prepared.sliced.volume_brain & (norm > 1e-3)
     return np.where(inside, total / np.maximum(norm, 1e-3), 0.0).astype(np.float32)
+
+
+CHANNELS = ("flair", "t1", "t1ce", "t2", "residual", "synth", "subtraction")
+"""residual: |T1ce - synthetic T1ce|; synth: synthetic T1ce; subtraction: T1ce - T1 (classical)."""
+
+DEFAULT_CHANNELS = ("flair", "t1", "t1ce", "t2", "residual")
+
+
+def needs_synthesis(channels: tuple[str, ...]) -> bool:
+    """Whether the channels always use the synthetic T1ce."""
+    return "residual" in channels or "synth" in channels
+
+
+def assemble(images: np.ndarray, brain: np.ndarray, channels: tuple[str, ...], synth: np.ndarray | None = None,
+             t1ce_missing: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, S, S) inputs from (N, 4, S, S) modalities in ``MODALITIES`` order and (N, S, S) synthetic T1ce.
+
+    Slices flagged in ``t1ce_missing`` get the synthetic T1ce in place of the real one and a zero residual,
+    which is what ``segment`` does for a patient without T1ce.
+    """
+    n = len(images)
+    missing = np.zeros(n, bool) if t1ce_missing is None else np.asarray(t1ce_missing, bool)
+    t1ce = images[:, TARGET_INDEX].copy()
+    if missing.any():
+        if synth is None:
+            raise ValueError("a missing T1ce needs the synthetic T1ce")
+        t1ce[missing] = synth[missing]
+    planes = []
+    for name in channels:
+        if name == "t1ce":
+            planes.append(t1ce)
+        elif name in MODALITIES:
+            planes.append(images[:, MODALITIES.index(name)])
+        elif name == "residual":
+            plane = residual(t1ce, synth, brain)
+            plane[missing] = 0.0
+            planes.append(plane)
+        elif name == "synth":
+            planes.append(synth)
+        elif name == "subtraction":
+            t1 = images[:, MODALITIES.index("t1")]
+            planes.append(np.where(brain, t1ce - t1, 0.0))
+        else:
+            raise ValueError(f"unknown input channel {name!r}; choose from {', '.join(CHANNELS)}")
+    return np.stack(planes, 1).astype(np.float32)

@@ -1,8 +1,12 @@
-"""BraTS tumour regions (whole tumour, tumour core, enhancing tumour) and their label maps in both schemes."""
+"""BraTS tumour regions (whole tumour, tumour core, enhancing tumour): their label maps in both schemes, and
+the post-processing that turns region probabilities into nested masks."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
+from scipy import ndimage
 
 from recoseg_cli.constants import LABEL_SCHEMES, SUBREGION_LABELS
 
@@ -64,3 +68,55 @@ def convert_labels(seg: np.ndarray, source: str, target: str) -> np.ndarray:
     for name, value in SUBREGION_LABELS[source].items():
         out[seg == value] = SUBREGION_LABELS[target][name]
     return out
+
+
+CONNECTIVITY = np.ones((3, 3, 3), bool)
+"""26-connectivity for connected components."""
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """How probabilities become labels; the bundled weights carry the setting the cross-validation chose."""
+
+    threshold: float = 0.5
+    min_component_ml: float = 0.0
+    """Whole-tumour components smaller than this (mL) are removed, with every region inside them."""
+    min_enhancing_ml: float = 0.0
+    """An enhancing-tumour prediction smaller than this in total (mL) is relabelled as necrotic core."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
+    """Remove connected components (26-connectivity) smaller than ``min_voxels``."""
+    if min_voxels <= 0 or not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, CONNECTIVITY)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[labels]
+
+
+def region_masks(probabilities: dict[str, np.ndarray], config: PostprocessConfig,
+                 voxel_ml: float) -> dict[str, np.ndarray]:
+    """Nested boolean masks {whole, core, enhancing} from region probabilities (canonical volumes).
+
+    Enhancing tumour implies core, core implies whole; regions absent from ``probabilities`` are empty.
+    """
+    def above(region: str) -> np.ndarray:
+        return probabilities[region] >= config.threshold if region in probabilities else np.zeros_like(whole)
+
+    whole = drop_small_components(probabilities["whole"] >= config.threshold, config.min_component_ml / voxel_ml)
+    enhancing = above("enhancing") & whole
+    core = (above("core") | enhancing) & whole
+    if enhancing.sum() * voxel_ml < config.min_enhancing_ml:
+        enhancing = np.zeros_like(whole)
+    return {"whole": whole, "core": core, "enhancing": enhancing}
+
+
+def region_volumes_ml(masks: dict[str, np.ndarray], voxel_ml: float) -> dict[str, float]:
+    """Volumes (mL) of the sub-regions (NCR/NET, edema, ET) and the regions (TC, WT)."""
+    voxels = {**subregion_masks(masks), "core": masks["core"], "whole": masks["whole"]}
+    return {name: round(float(mask.sum()) * voxel_ml, 3) for name, mask in voxels.items()}

@@ -1,4 +1,4 @@
-"""The Python API: `recoseg_cli.segment` and `recoseg_cli.Segmenter`."""
+"""The Python API: `segment`, `Segmenter`, `synthesize` and `residual` of `recoseg_cli`."""
 
 import nibabel as nib
 import numpy as np
@@ -41,3 +41,24 @@ def test_segmenter_is_reused_across_patients_and_inputs(tiny_patient, tmp_path, 
     assert nib.load(str(saved)).shape == TINY.shape
     with pytest.raises(InputError, match="sampler must be one of"):
         recoseg_cli.Segmenter(tiny_weights["seg"], sampler="euler")
+
+
+def test_synthesize_and_residual_match_the_cli(tiny_patient, tmp_path, tiny_weights, capsys):
+    options = {"weights": tiny_weights["seg"], "device": "cpu", "sampler": "ddim", "steps": 2, "seed": 3}
+    synthetic = recoseg_cli.synthesize(tiny_patient, **options)
+    residual = recoseg_cli.residual(tiny_patient, tmp_path / "r.nii.gz", **options)
+    for image in (synthetic, residual):
+        assert image.shape == TINY.shape and image.get_data_dtype() == np.float32
+        np.testing.assert_allclose(image.affine, TINY.affine)
+    code, _, err = run_cli(["synthesize", tiny_patient, "-o", tmp_path / "s.nii.gz", "--weights", tiny_weights["seg"],
+                            "--device", "cpu", "--sampler", "ddim", "--steps", "2", "--seed", "3", "-q"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(np.asarray(nib.load(str(tmp_path / "s.nii.gz")).dataobj), synthetic.get_fdata(),
+                               atol=1e-5)
+    real = np.asarray(nib.load(str(next(tiny_patient.glob("*_t1ce.nii.gz")))).dataobj)
+    values = residual.get_fdata()
+    assert values.min() >= 0 and values[real == 0].max() == 0 and values.max() > 0
+    np.testing.assert_array_equal(np.asarray(nib.load(str(tmp_path / "r.nii.gz")).dataobj), values.astype(np.float32))
+    files = {m: next(tiny_patient.glob(f"*_{m}.nii.gz")) for m in ("flair", "t1", "t2")}
+    with pytest.raises(InputError, match="missing t1ce"):
+        recoseg_cli.residual(files, **options)

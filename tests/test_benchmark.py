@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from conftest import run_cli, write_nifti
-from recoseg_cli.inference import predict_volume, window_starts
 from recoseg_cli.models.unet import UNet, UNetConfig
+from recoseg_cli.networks import predict_volume, window_starts
 
 
 @pytest.mark.parametrize("length,size", [(10, 4), (8, 8), (5, 8), (17, 6)])

@@ -105,7 +105,7 @@ def test_demo_patient_labels_round_trip_at_120():
     from pathlib import Path
 
     from recoseg_cli.io.discovery import discover_patient
-    from recoseg_cli.io.patient import load_patient
+    from recoseg_cli.pipeline import load_patient
 
     patient = discover_patient(Path(__file__).resolve().parent.parent / "examples" / "Synth_90000")
     volumes = load_patient(patient, ("flair", "t1", "t1ce", "t2"))

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from recoseg_cli.commands.segment import region_volumes_ml
 from recoseg_cli.metrics import lesion_wise_dice
-from recoseg_cli.postprocess import PostprocessConfig, region_masks
-from recoseg_cli.regions import convert_labels, labels_from_regions, region_mask, region_stack
+from recoseg_cli.regions import (PostprocessConfig, convert_labels, labels_from_regions, region_mask, region_masks,
+                                 region_stack, region_volumes_ml)
 
 
 def brats2020_map() -> np.ndarray:

@@ -321,12 +321,13 @@ def test_cohort_names_of_bids_anat_folders():
 
 
 def test_progress_hooks_report_stages_in_order_and_every_slice(tiny_patient, tiny_weights):
-    from recoseg_cli.commands.segment import STAGES, Predictor, SegmentOptions, next_stage
+    from recoseg_cli.api import Segmenter
+    from recoseg_cli.commands.segment import STAGES, next_stage
     from recoseg_cli.io.discovery import discover_patient
 
     stages, slices = [], []
-    predictor = Predictor(SegmentOptions(weights=tiny_weights["seg"], device="cpu", batch_size=5, quiet=True))
-    prediction = predictor.predict(discover_patient(tiny_patient), stages.append,
+    segmenter = Segmenter(tiny_weights["seg"], device="cpu", batch_size=5)
+    prediction = segmenter.predict(discover_patient(tiny_patient), stages.append,
                                    lambda stage, done, total: slices.append((stage, done, total)))
     count = len(prediction.prepared.sliced.images)
     assert stages == list(STAGES[:4])

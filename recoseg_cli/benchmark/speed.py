@@ -23,14 +23,12 @@ from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.synthetic import write_cohort
 from recoseg_cli.devices import autocast, bf16_supported, cpu_model, resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
-from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice, residual_ratio
-from recoseg_cli.pipeline import PreparedPatient, prepare_patient
+from recoseg_cli.networks import SegmentationNet, Synthesizer, synthesizer_weights
+from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, residual
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
-from recoseg_cli.segmentation import Segmenter
-from recoseg_cli.synthesis import Synthesizer, synthesizer_weights
 from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 Log = Callable[[str], None]
@@ -149,7 +147,7 @@ def network_costs(weights: Weights, device: torch.device, repeats: int, peak: di
     """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of a segmenter file's DDPM and segmenter."""
     size = weights.extra["preprocess"]["size"]
     models = {"ddpm": Synthesizer.from_weights(synthesizer_weights(weights), device).model,
-              "segmenter": Segmenter.from_weights(weights, device).model}
+              "segmenter": SegmentationNet.from_weights(weights, device).model}
     out = {}
     batch = 32
     for name, model in models.items():
@@ -205,7 +203,7 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
                   count: int | None, device: torch.device, bf16: bool, log: Log) -> list[dict]:
     """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices."""
     synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device, bf16)
-    segmenter = Segmenter.from_weights(weights, device, bf16)
+    segmenter = SegmentationNet.from_weights(weights, device, bf16)
     timed = TimedModel(synthesizer.model, device)
     synthesizer.model = timed
     index = sampler_slices(prepared, count)
@@ -221,7 +219,7 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
         synth = synthesizer.synthesize(images[:, CONDITION_INDEX], brain, sampler, seed=0,
                                        start=images[:, TARGET_INDEX])
         seconds = time.perf_counter() - start
-        residual = np.abs(images[:, TARGET_INDEX] - synth) * brain
+        residual_map = residual(images[:, TARGET_INDEX], synth, brain)
         inputs = assemble(images, brain, tuple(weights.extra["channels"]), synth)
         mask = segmenter.predict(inputs, brain)[:, whole] >= float(weights.extra["threshold"])
         ssim = [structural_similarity(images[i, TARGET_INDEX], synth[i], data_range=2.0, full=True)[1][healthy[i]].mean()
@@ -230,7 +228,7 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
         rows.append({
             "sampler": sampler.name, "steps": sampler.steps, "slices": len(index),
             "dice": dice(mask, tumour), "healthy_ssim": float(np.mean(ssim)),
-            "residual_ratio": residual_ratio(residual, enhancing, healthy) if enhancing.any() else None,
+            "residual_ratio": residual_ratio(residual_map, enhancing, healthy) if enhancing.any() else None,
             "seconds": seconds, "network_seconds": timed.seconds,
             "overhead_fraction": max(0.0, 1 - timed.seconds / seconds),
             "ms_per_slice_per_step": seconds / len(index) / calls * 1000,

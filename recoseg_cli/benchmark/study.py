@@ -16,19 +16,16 @@ from recoseg_cli.devices import resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
-from recoseg_cli.inference import prepare_model, unet_from_weights
-from recoseg_cli.inputs import assemble
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, slice_dice, volume_metrics
 from recoseg_cli.models.unet import UNetConfig
-from recoseg_cli.pipeline import PreparedPatient, prepare_patient, restack, restack_in_brain, synthesize_t1ce
+from recoseg_cli.networks import SegmentationNet, build_synthesizer, prepare_model, unet_from_weights
+from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig, normalize
 from recoseg_cli.regions import region_mask
-from recoseg_cli.segmentation import Segmenter
-from recoseg_cli.synthesis import build_synthesizer
-from recoseg_cli.training.ddpm_task import DDPMStageConfig
+from recoseg_cli.training.ddpm_task import DDPMStageConfig, ddpm_unet
 from recoseg_cli.training.loop import TrainConfig
-from recoseg_cli.training.regressor_task import RegressorStageConfig
+from recoseg_cli.training.regressor_task import regressor_stage
 from recoseg_cli.training.run import train_ddpm, train_regressor, train_seg, train_seg3d
 from recoseg_cli.training.seg3d_task import Seg3DStageConfig, stack_probabilities
 from recoseg_cli.training.seg_task import segmenter_stage
@@ -87,14 +84,13 @@ def train_config(plan: Plan, steps: int, seed: int, batch_size: int | None = Non
 def train_stage_one(plan: Plan, cache: Path, runs: Path, seed: int, device: str, log: Log) -> dict[str, dict]:
     """The DDPM on all tissue, the DDPM with tumour masked out of its loss, and the L1 regressor."""
     preprocess = PreprocessConfig(size=plan.size)
-    unet = UNetConfig(in_channels=4, out_channels=1, widths=plan.ddpm_widths, time_embedding=True)
+    unet = ddpm_unet(plan.ddpm_widths)
     config = train_config(plan, plan.stage_one_steps, seed)
     out = {}
     for name in STAGE_ONE:
         run_dir = runs / name
         if name == "regressor":
-            regressor = RegressorStageConfig(replace(unet, in_channels=3, time_embedding=False))
-            result = train_regressor(cache, run_dir, regressor, config, preprocess, device)
+            result = train_regressor(cache, run_dir, regressor_stage(unet), config, preprocess, device)
         else:
             stage = DDPMStageConfig(unet=unet, mask_tumour=name == "ddpm_healthy",
                                     loss=DiffusionLossConfig(last_step_fraction=DDPM_LAST_STEP_FRACTION))
@@ -141,7 +137,8 @@ def evaluate(plan: Plan, rows: list[System], trained: dict[str, dict], stage_one
     for folder in test:
         prepared = prepare_patient(discover_patient(folder), preprocess)
         brain = prepared.sliced.brain
-        synth = {name: synthesize_t1ce(prepared, s, SamplerConfig()) for name, s in synthesizers.items()}
+        synth = {name: s.synthesize(prepared.conditions, brain, SamplerConfig(), start=prepared.t1ce)
+                 for name, s in synthesizers.items()}
         for name in synthesizers:
             synthesis[name].append(synthesis_quality(prepared, synth[name]))
         for system in rows:
@@ -161,7 +158,7 @@ def predictor(weights, device) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
         model = prepare_model(unet_from_weights(weights), device)
         patch = tuple(weights.extra["patch"])
         return lambda inputs, brain: stack_probabilities(model, inputs, brain, patch, device)
-    return Segmenter.from_weights(weights, device).predict
+    return SegmentationNet.from_weights(weights, device).predict
 
 
 def system_inputs(system: System, prepared: PreparedPatient, synth: np.ndarray | None,
@@ -178,7 +175,7 @@ def patient_scores(prepared: PreparedPatient, probabilities: np.ndarray) -> dict
     zooms = prepared.volumes.zooms
     out = {}
     for k, region in enumerate(TARGETS):
-        mask = restack(prepared, probabilities[:, k]) >= 0.5
+        mask = prepared.sliced.transform.inverse(probabilities[:, k], "linear") >= 0.5
         truth = region_mask(seg, region)
         if not truth.any():
             continue

@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from recoseg_cli.commands.segment import STAGES, Predictor, SegmentOptions, extra_path, next_stage
+from recoseg_cli.api import Segmenter
+from recoseg_cli.commands.segment import STAGES, SegmentOptions, extra_path, next_stage, write_outputs
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.console import error as print_error
 from recoseg_cli.errors import InputError, RecosegError
@@ -67,7 +68,7 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
     if options.overlay is not None:
         Path(options.overlay).mkdir(parents=True, exist_ok=True)
     previous = _previous_reports(options.report) if resuming else {}
-    predictor = Predictor(options)
+    segmenter = options.segmenter()
     results: list[CaseResult] = []
     with progress_bar(options.quiet) as progress:
         task = progress.add_task("patients", total=len(planned) - len(skipped), info="")
@@ -77,7 +78,7 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
                 results.append(CaseResult(name, output, previous.get(name, {}), skipped=True))
                 continue
             progress.update(task, info=f"{name}: {STAGES[0]}")
-            results.append(_run_case(predictor, folder, name, output, lambda stage, name=name: progress.update(
+            results.append(_run_case(segmenter, options, folder, name, output, lambda stage, name=name: progress.update(
                 task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
             progress.update(task, advance=1)
     if options.report is not None:
@@ -121,10 +122,11 @@ def _previous_reports(path: Path) -> dict[str, dict]:
         raise InputError(f"{path}: not a cohort report of `recoseg segment`; give another --report") from None
 
 
-def _run_case(predictor: Predictor, folder: Path, name: str, output: Path, on_stage) -> CaseResult:
+def _run_case(segmenter: Segmenter, options: SegmentOptions, folder: Path, name: str, output: Path,
+              on_stage) -> CaseResult:
     try:
         patient = replace(discover_patient(folder), case_id=name)
-        return CaseResult(name, output, predictor.run(patient, output, on_stage))
+        return CaseResult(name, output, write_outputs(segmenter, patient, output, options, on_stage))
     except RecosegError as error:
         print_error(str(error))
         return CaseResult(name, output, error=str(error))

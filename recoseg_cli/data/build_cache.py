@@ -13,7 +13,7 @@ import nibabel as nib
 from recoseg_cli.data.cache import (cache_subject, prepare_cache_folder, split_subjects, subject_entry,
                                     subject_path, write_manifest)
 from recoseg_cli.io.discovery import Patient, discover_cohort
-from recoseg_cli.io.patient import default_label_scheme
+from recoseg_cli.pipeline import default_label_scheme
 from recoseg_cli.preprocess import PreprocessConfig
 
 

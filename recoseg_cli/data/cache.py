@@ -15,7 +15,7 @@ from recoseg_cli.constants import MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import write_atomically
-from recoseg_cli.io.patient import load_patient
+from recoseg_cli.pipeline import load_patient
 from recoseg_cli.preprocess import PreprocessConfig, slice_patient
 
 CACHE_FORMAT = 1

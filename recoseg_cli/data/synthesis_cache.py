@@ -13,7 +13,7 @@ from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.nifti import write_atomically
-from recoseg_cli.synthesis import StageOne
+from recoseg_cli.networks import StageOne
 
 
 def synthesis_key(weights_sha256: str, sampler: SamplerConfig, seed: int) -> str:

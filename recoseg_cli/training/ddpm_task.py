@@ -13,19 +13,24 @@ from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import DiffusionLossConfig, diffusion_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.models.unet import UNet, UNetConfig
-from recoseg_cli.synthesis import StageOne, Synthesizer
+from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.networks import StageOne, Synthesizer
 from recoseg_cli.training.augment import AugmentConfig, augment_batch
+from recoseg_cli.training.loop import Task
 
 VALIDATION_SLICES = 48
+
+
+def ddpm_unet(widths: tuple[int, ...] = (16, 32, 64, 96)) -> UNetConfig:
+    """The stage-1 U-Net: the noisy T1ce with FLAIR, T1 and T2 in, one output, timestep embedding, no attention."""
+    return UNetConfig(in_channels=4, out_channels=1, widths=tuple(widths), time_embedding=True, attention=False)
 
 
 @dataclass(frozen=True)
 class DDPMStageConfig:
     """Everything that defines a stage-1 model; stored in its checkpoints and weights."""
 
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(
-        in_channels=4, out_channels=1, widths=(16, 32, 64, 96), time_embedding=True, attention=False))
+    unet: UNetConfig = field(default_factory=ddpm_unet)
     schedule: str = "linear"
     num_steps: int = 1000
     loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
@@ -66,20 +71,15 @@ def synthesis_scores(synthesizer: StageOne, val: SliceSet, sampler: SamplerConfi
     return scores
 
 
-class DDPMTask:
+class DDPMTask(Task):
     """Loss and validation of the conditional DDPM for the shared training loop."""
 
     stage = "ddpm"
 
     def __init__(self, config: DDPMStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device):
-        self.config = config
-        self.model = UNet(config.unet)
+        super().__init__(config, train, validation_subset(val), preprocess, device)
         self.schedule = NoiseSchedule(config.schedule, config.num_steps)
-        self.train = train
-        self.preprocess = preprocess
-        self.device = device
-        self.val = validation_subset(val)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         batch = self.train.arrays(*self.train.random_index(rng, batch_size))
@@ -95,9 +95,6 @@ class DDPMTask:
     def validate(self, model) -> dict[str, float]:
         synthesizer = Synthesizer(model, self.schedule, self.config.loss.prediction, self.device)
         return synthesis_scores(synthesizer, self.val, self.config.sampler)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def weights_extra(self) -> dict:
         return {"schedule": self.schedule.to_dict(), "prediction": self.config.loss.prediction,

@@ -8,7 +8,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 from recoseg_cli.devices import autocast
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.models.unet import UNet
 from recoseg_cli.training import distributed
 from recoseg_cli.weights import save_weights
 
@@ -28,10 +29,13 @@ class TrainConfig:
     max_steps: int = 2000
     batch_size: int = 16
     lr: float = 2e-4
+    """AdamW's peak learning rate: reached by linear warm-up, then cosine decay to 5% of it (``lr_factor``)."""
     weight_decay: float = 1e-4
     warmup_steps: int = 100
     grad_clip: float = 1.0
+    """Largest gradient norm; larger gradients are scaled down to it."""
     ema_decay: float = 0.999
+    """Decay of the weights' moving average, which is what validation scores and the weights file holds."""
     val_every: int = 200
     checkpoint_every: int = 100
     seed: int = 0
@@ -40,20 +44,31 @@ class TrainConfig:
     """Stop after this many minutes of training (0: no limit); the step count still caps the run."""
 
 
-class Task(Protocol):
-    """What a stage gives the loop: its model, a batch loss, a validation and its config."""
+class Task:
+    """A stage for the loop: its config, a fresh U-Net of ``config.unet``, training and validation data, the slice
+    settings and the device. Each stage's subclass gives the batch loss, the validation and the weights' extras."""
 
-    stage: str
-    model: nn.Module
+    stage = ""
+
+    def __init__(self, config, train, val, preprocess: dict, device: torch.device):
+        self.config = config
+        self.model: nn.Module = UNet(config.unet)
+        self.train, self.val = train, val
+        self.preprocess = preprocess
+        self.device = device
 
     def loss(self, model: nn.Module, rng: np.random.Generator, noise: torch.Generator,
-             batch_size: int) -> torch.Tensor: ...
+             batch_size: int) -> torch.Tensor:
+        raise NotImplementedError
 
-    def validate(self, model: nn.Module) -> dict[str, float]: ...
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        raise NotImplementedError
 
-    def config_dict(self) -> dict: ...
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
 
-    def weights_extra(self) -> dict: ...
+    def weights_extra(self) -> dict:
+        raise NotImplementedError
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:

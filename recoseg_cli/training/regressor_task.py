@@ -2,41 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
 
 from recoseg_cli.constants import CONDITION_MODALITIES
 from recoseg_cli.data.slices import SliceSet
-from recoseg_cli.models.unet import UNet, UNetConfig
-from recoseg_cli.synthesis import Regressor
-from recoseg_cli.training.ddpm_task import split_conditions, synthesis_scores, validation_subset
+from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.networks import Regressor
+from recoseg_cli.training.ddpm_task import ddpm_unet, split_conditions, synthesis_scores, validation_subset
+from recoseg_cli.training.loop import Task
 
 
 @dataclass(frozen=True)
 class RegressorStageConfig:
     """Network of the regressor: the DDPM's U-Net without the noisy-target channel and time embedding."""
 
-    unet: UNetConfig = field(default_factory=lambda: UNetConfig(in_channels=3, out_channels=1, time_embedding=False))
+    unet: UNetConfig = field(default_factory=lambda: replace(ddpm_unet(), in_channels=3, time_embedding=False))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class RegressorTask:
+def regressor_stage(ddpm: UNetConfig) -> RegressorStageConfig:
+    """The L1 regressor built like a DDPM's U-Net, without the noisy-image input and the timestep."""
+    return RegressorStageConfig(replace(ddpm, in_channels=3, time_embedding=False))
+
+
+class RegressorTask(Task):
     """L1 loss inside the brain and the same validation as the DDPM."""
 
     stage = "regressor"
 
     def __init__(self, config: RegressorStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device):
-        self.config = config
-        self.model = UNet(config.unet)
-        self.train = train
-        self.val = validation_subset(val)
-        self.preprocess = preprocess
-        self.device = device
+        super().__init__(config, train, validation_subset(val), preprocess, device)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         batch = self.train.arrays(*self.train.random_index(rng, batch_size))
@@ -47,9 +48,6 @@ class RegressorTask:
 
     def validate(self, model) -> dict[str, float]:
         return synthesis_scores(Regressor(model, self.device), self.val, None)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def weights_extra(self) -> dict:
         return {"preprocess": self.preprocess, "conditions": list(CONDITION_MODALITIES)}

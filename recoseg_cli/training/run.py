@@ -14,10 +14,10 @@ from recoseg_cli.data.synthesis_cache import cached_synthesis
 from recoseg_cli.devices import resolve_device
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
-from recoseg_cli.inputs import needs_synthesis
 from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.networks import build_synthesizer, synthesizer_weights
+from recoseg_cli.pipeline import needs_synthesis
 from recoseg_cli.preprocess import PreprocessConfig
-from recoseg_cli.synthesis import build_synthesizer, synthesizer_weights
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
 from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
 from recoseg_cli.training.loop import TrainConfig, TrainResult, fit

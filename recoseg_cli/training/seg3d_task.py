@@ -8,11 +8,12 @@ import numpy as np
 import torch
 
 from recoseg_cli.data.slices import SliceSet
-from recoseg_cli.inference import predict_volume
-from recoseg_cli.inputs import assemble
 from recoseg_cli.metrics import dice, validation_score
-from recoseg_cli.models.unet import UNet, UNetConfig
+from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.networks import predict_volume
+from recoseg_cli.pipeline import assemble
 from recoseg_cli.regions import region_stack
+from recoseg_cli.training.loop import Task
 from recoseg_cli.training.seg_task import bce_dice_loss
 
 
@@ -83,19 +84,14 @@ def stack_probabilities(model, inputs: np.ndarray, brain: np.ndarray, patch: tup
     return (1.0 / (1.0 + np.exp(-logits.transpose(1, 0, 2, 3)))) * brain[:, None]
 
 
-class Seg3DTask:
+class Seg3DTask(Task):
     """Patch loss and sliding-window validation of the 3D U-Net for the shared training loop."""
 
     stage = "seg3d"
 
     def __init__(self, config: Seg3DStageConfig, train: SliceSet, val: SliceSet, preprocess: dict,
                  device: torch.device):
-        self.config = config
-        self.model = UNet(config.unet)
-        self.train = subject_volumes(train, config)
-        self.val = subject_volumes(val, config)
-        self.preprocess = preprocess
-        self.device = device
+        super().__init__(config, subject_volumes(train, config), subject_volumes(val, config), preprocess, device)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         pairs = [random_patch(self.train[rng.integers(len(self.train))], self.config.patch,
@@ -114,9 +110,6 @@ class Seg3DTask:
             scores += [dice(probabilities[:, k] > self.config.threshold, truth[:, k])
                        for k in range(truth.shape[1]) if truth[:, k].any()]
         return validation_score(scores)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def weights_extra(self) -> dict:
         return {"channels": list(self.config.channels), "preprocess": self.preprocess,

@@ -12,12 +12,13 @@ from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.diffusion.samplers import SamplerConfig
-from recoseg_cli.inputs import DEFAULT_CHANNELS, assemble
 from recoseg_cli.metrics import dice, validation_score
-from recoseg_cli.models.unet import UNet, UNetConfig
+from recoseg_cli.models.unet import UNetConfig
+from recoseg_cli.networks import SegmentationNet
+from recoseg_cli.pipeline import DEFAULT_CHANNELS, assemble
 from recoseg_cli.regions import REGIONS, region_stack
-from recoseg_cli.segmentation import Segmenter
 from recoseg_cli.training.augment import AugmentConfig, augment_batch, intensity
+from recoseg_cli.training.loop import Task
 
 
 SEGMENTER_WIDTHS = (16, 32, 64, 96)
@@ -69,7 +70,7 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(torch.sigmoid(logits), target)
 
 
-class SegTask:
+class SegTask(Task):
     """Loss and validation of the segmenter for the shared training loop."""
 
     stage = "seg"
@@ -78,12 +79,7 @@ class SegTask:
                  device: torch.device, ddpm_payload: dict | None, sampler: SamplerConfig):
         if config.unet.in_channels != len(config.channels) or config.unet.out_channels != len(config.targets):
             raise ValueError("the U-Net's input and output channels must match the channel and target lists")
-        self.config = config
-        self.model = UNet(config.unet)
-        self.train = train
-        self.val = val
-        self.preprocess = preprocess
-        self.device = device
+        super().__init__(config, train, val, preprocess, device)
         self.ddpm_payload = ddpm_payload
         self.sampler = sampler
 
@@ -107,16 +103,13 @@ class SegTask:
     def validate(self, model) -> dict[str, float]:
         """Mean per-subject, per-region Dice (in slice space) on validation subjects; score = 1 - Dice."""
         arrays = self.val.arrays(np.arange(len(self.val)))
-        probabilities = Segmenter(model, self.device).predict(self.inputs(arrays), arrays["brain"])
+        probabilities = SegmentationNet(model, self.device).predict(self.inputs(arrays), arrays["brain"])
         prediction = probabilities > self.config.threshold
         truth = region_stack(arrays["seg"], self.config.targets) > 0
         scores = [dice(prediction[self.val.subject == s, k], truth[self.val.subject == s, k])
                   for s in np.unique(self.val.subject) for k in range(truth.shape[1])
                   if truth[self.val.subject == s, k].any()]
         return validation_score(scores)
-
-    def config_dict(self) -> dict:
-        return self.config.to_dict()
 
     def weights_extra(self) -> dict:
         return {"channels": list(self.config.channels), "preprocess": self.preprocess,

@@ -1,4 +1,5 @@
-"""Stage 1 at inference: the conditional DDPM that synthesizes T1ce slices from FLAIR, T1 and T2."""
+"""The trained networks at inference: stage 1 (DDPM or L1 regressor) synthesizes T1ce, stage 2 (the U-Net)
+outputs tumour-region probabilities; both run over slices in batches, the 3D baseline by sliding window."""
 
 from __future__ import annotations
 
@@ -8,10 +9,71 @@ import torch
 from recoseg_cli.devices import autocast
 from recoseg_cli.diffusion.samplers import Denoiser, SamplerConfig, sample
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.inference import predict_slices, prepare_model, unet_from_weights
-from recoseg_cli.models.unet import UNet
+from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.weights import Weights, nested_weights
+
+
+def unet_from_weights(weights: Weights) -> UNet:
+    model = UNet(UNetConfig.from_dict(weights.model_config))
+    model.load_state_dict(weights.state_dict)
+    return model
+
+
+def prepare_model(model: UNet, device: torch.device) -> UNet:
+    """Evaluation mode, on ``device``, channels-last."""
+    return model.to(device).eval().to(memory_format=model.memory_format)
+
+
+@torch.no_grad()
+def predict_slices(model: UNet, inputs: np.ndarray, device: torch.device, bf16: bool, batch_size: int,
+                   on_batch=None) -> np.ndarray:
+    """Outputs (N, K, S, S) of a time-free U-Net over inputs (N, C, S, S), in batches."""
+    out = np.empty((len(inputs), model.config.out_channels) + inputs.shape[2:], dtype=np.float32)
+    for lo in range(0, len(inputs), batch_size):
+        hi = min(lo + batch_size, len(inputs))
+        x = torch.from_numpy(np.ascontiguousarray(inputs[lo:hi], dtype=np.float32)).to(device)
+        with autocast(device, bf16):
+            output = model(x.contiguous(memory_format=torch.channels_last))
+        out[lo:hi] = output.float().cpu().numpy()
+        if on_batch:
+            on_batch(hi - lo)
+    return out
+
+
+def window_starts(length: int, size: int, overlap: float) -> list[int]:
+    """Start offsets of windows of ``size`` covering ``length`` with at least ``overlap`` between neighbours."""
+    if length <= size:
+        return [0]
+    step = max(1, int(size * (1 - overlap)))
+    starts = list(range(0, length - size + 1, step))
+    return starts if starts[-1] == length - size else starts + [length - size]
+
+
+@torch.no_grad()
+def predict_volume(model: UNet, volume: np.ndarray, patch: tuple[int, ...], device: torch.device, bf16: bool,
+                   overlap: float = 0.5) -> np.ndarray:
+    """Sliding-window outputs (K, D, H, W) of a 3D U-Net over a volume (C, D, H, W), averaged where windows overlap.
+
+    A volume smaller than the patch is padded with each channel's minimum (its background).
+    """
+    shape = volume.shape[1:]
+    padded_shape = [max(s, p) for s, p in zip(shape, patch)]
+    padded = np.empty((volume.shape[0], *padded_shape), np.float32)
+    padded[:] = volume.reshape(volume.shape[0], -1).min(1)[:, None, None, None]
+    padded[:, :shape[0], :shape[1], :shape[2]] = volume
+    total = np.zeros((model.config.out_channels, *padded_shape), np.float32)
+    count = np.zeros(padded_shape, np.float32)
+    for z in window_starts(padded_shape[0], patch[0], overlap):
+        for y in window_starts(padded_shape[1], patch[1], overlap):
+            for x in window_starts(padded_shape[2], patch[2], overlap):
+                box = (slice(z, z + patch[0]), slice(y, y + patch[1]), slice(x, x + patch[2]))
+                window = torch.from_numpy(np.ascontiguousarray(padded[(slice(None), *box)]))[None].to(device)
+                with autocast(device, bf16):
+                    output = model(window.contiguous(memory_format=model.memory_format))
+                total[(slice(None), *box)] += output.float()[0].cpu().numpy()
+                count[box] += 1
+    return (total / count)[:, :shape[0], :shape[1], :shape[2]]
 
 
 class Synthesizer:
@@ -90,3 +152,21 @@ def build_synthesizer(weights: Weights, device: torch.device, bf16: bool = True)
     if weights.stage == "regressor":
         return Regressor(unet_from_weights(weights), device, bf16)
     return Synthesizer.from_weights(weights, device, bf16)
+
+
+class SegmentationNet:
+    """A trained segmentation U-Net bound to a device and precision."""
+
+    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
+        self.model = prepare_model(model, device)
+        self.device = device
+        self.bf16 = bf16
+
+    @classmethod
+    def from_weights(cls, weights: Weights, device: torch.device, bf16: bool = True) -> SegmentationNet:
+        return cls(unet_from_weights(weights), device, bf16)
+
+    def predict(self, inputs: np.ndarray, brain: np.ndarray, batch_size: int = 32, on_batch=None) -> np.ndarray:
+        """Probabilities (N, K, S, S), one channel per trained region, for inputs (N, C, S, S); 0 outside the brain."""
+        logits = predict_slices(self.model, inputs, self.device, self.bf16, batch_size, on_batch)
+        return (1.0 / (1.0 + np.exp(-logits))) * brain[:, None]
