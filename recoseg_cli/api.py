@@ -17,8 +17,8 @@ from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
-from recoseg_cli.io.nifti import to_image, write_atomically
-from recoseg_cli.io.outputs import check_nifti_output
+from recoseg_cli.io.nifti import to_image
+from recoseg_cli.io.outputs import check_nifti_output, write_atomically
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,

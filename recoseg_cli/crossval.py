@@ -24,7 +24,7 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import region_metrics, region_synthesis_metrics, residual_ratio, summary_stats
 from recoseg_cli.networks import build_synthesizer
 from recoseg_cli.pipeline import DEFAULT_CHANNELS, prepare_patient, residual_slices, restack_in_brain

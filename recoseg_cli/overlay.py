@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import dice
 from recoseg_cli.regions import region_mask, subregion_masks
 

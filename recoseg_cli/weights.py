@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from recoseg_cli.errors import WeightsError
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 
 FORMAT = "recoseg-weights/1"
 

@@ -10,7 +10,7 @@ import numpy as np
 from rich.table import Table
 
 from recoseg_cli.benchmark.plan import TARGETS
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 
 PAPER_BRATS2020 = {"UNet2D": (0.784, 0.736), "UNet3D": (0.842, 0.743), "DDMM-Synth": (0.872, 0.811),
                    "ReCoSeg": (0.917, 0.853)}

@@ -14,7 +14,8 @@ from recoseg_cli import __version__
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.pipeline import load_patient
 from recoseg_cli.preprocess import PreprocessConfig, slice_patient
 
@@ -102,7 +103,7 @@ def prepare_cache_folder(cache: Path, config: PreprocessConfig, label_scheme: st
 def write_manifest(cache: Path, fields: dict) -> None:
     manifest = {"format": CACHE_FORMAT, "code_version": __version__, "modalities": list(MODALITIES),
                 "normalization": NORMALIZATION, **fields}
-    write_atomically(cache / MANIFEST, lambda tmp: tmp.write_text(json.dumps(manifest, indent=2)))
+    write_json(cache / MANIFEST, manifest)
 
 
 @dataclass

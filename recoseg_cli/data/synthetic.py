@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from recoseg_cli.constants import MODALITIES
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 
 FIELD_OF_VIEW_MM = (240.0, 240.0, 155.0)
 GRID_CENTRE_MM = (0.0, -17.0, 5.0)

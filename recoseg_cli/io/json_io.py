@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.outputs import write_atomically
 
 
 def write_json(path: Path, data: dict) -> None:

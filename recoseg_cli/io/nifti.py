@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from recoseg_cli.errors import InputError
+from recoseg_cli.io.outputs import write_atomically
 
 AFFINE_TOLERANCE_MM = 1e-3
 
@@ -113,36 +112,3 @@ def to_image(canonical: np.ndarray, geometry: Geometry, dtype: type = np.uint8) 
     image.set_sform(sform if sform is not None else geometry.affine, int(sform_code or 0))
     image.header.set_slope_inter(1.0, 0.0)
     return image
-
-
-def write_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in the target folder (created if missing), then move it
-    into place."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a file path")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
-    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    try:
-        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)
-    except OSError as exc:
-        raise InputError(f"{path}: output folder is not writable ({exc.strerror})") from None
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

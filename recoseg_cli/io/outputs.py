@@ -1,7 +1,9 @@
-"""Checks on output paths before any work starts."""
+"""Output files: checks on their paths before any work starts, and atomic writes."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from recoseg_cli.errors import InputError
@@ -35,3 +37,36 @@ def check_output_folder(path: Path) -> None:
     """Refuse a folder output that is an existing file."""
     if Path(path).exists() and not Path(path).is_dir():
         raise InputError(f"{path}: is a file, expected a folder")
+
+
+def write_atomically(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file in the target folder (created if missing), then move it
+    into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a file path")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
+    suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+    try:
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise InputError(f"{path}: output folder is not writable ({exc.strerror})") from None
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

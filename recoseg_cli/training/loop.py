@@ -16,7 +16,8 @@ from torch import nn
 
 from recoseg_cli.devices import autocast
 from recoseg_cli.errors import InputError
-from recoseg_cli.io.nifti import write_atomically
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.models.unet import UNet
 from recoseg_cli.training import distributed
 from recoseg_cli.weights import save_weights
@@ -128,7 +129,7 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
         trainable = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     run_dir.mkdir(parents=True, exist_ok=True)
     if distributed.is_main():
-        _write_json(run_dir / "config.json", {"stage": task.stage, "stage_config": task.config_dict(),
+        write_json(run_dir / "config.json", {"stage": task.stage, "stage_config": task.config_dict(),
                                                "train_config": asdict(config)})
     start = time.perf_counter()
     step = state["step"]
@@ -162,7 +163,7 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, device: torch.device, re
     difference = distributed.max_weight_difference(model)
     if distributed.is_main():
         save_weights(run_dir / "last.pt", task.stage, ema, task.weights_extra())
-        _write_json(run_dir / "history.json", {"history": state["history"], "best_step": state["best_step"],
+        write_json(run_dir / "history.json", {"history": state["history"], "best_step": state["best_step"],
                                                 "best_score": state["best_score"],
                                                 "ddp_world_size": distributed.world_size(),
                                                 "ddp_max_weight_difference": difference})
@@ -216,6 +217,3 @@ def _restore(path: Path, task: Task, config: TrainConfig, model, ema, optimizer,
     torch.set_rng_state(payload["torch_global_rng"])
     state.update(json.loads(payload["state"]))
 
-
-def _write_json(path: Path, data: dict) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2)))
