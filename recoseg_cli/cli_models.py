@@ -80,7 +80,10 @@ def benchmark(
                                        help="Folder for results.json/.csv/.md and the PNG plots."),
     data: Optional[Path] = typer.Option(None, "--data", help="Cohort to study (e.g. BraTS2020/); default: a "
                                                               "synthetic cohort generated for the run."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny budgets (about a minute on 2 CPU cores): a smoke test."),
+    folds: Optional[int] = typer.Option(None, min=2, help="Cross-validate by patient in this many folds (every "
+                                                          "patient scored once) [default: one split]."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets, at most 6 patients of --data: a smoke test "
+                                                      "(a few minutes on 2 CPU cores)."),
     speed_only: bool = typer.Option(False, "--speed-only", help="Only the speed study (bundled weights)."),
     full_samplers: bool = typer.Option(False, "--full-samplers",
                                        help="Run every sampler setting on whole patients (for GPU users)."),
@@ -91,11 +94,11 @@ def benchmark(
                                                                    "[default: 16; --quick: 4]."),
     test_patients: Optional[int] = typer.Option(None, min=1, help="Synthetic cohort: test patients "
                                                                   "[default: 6; --quick: 2]."),
-    size: Optional[int] = typer.Option(None, min=16, help="Slice side S [default: 64; --quick: 48]."),
+    size: Optional[int] = typer.Option(None, min=16, help="Slice side S [default: 64; --quick: 32]."),
     stage_one_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each stage-1 model "
-                                                                    "[default: 400; --quick: 30]."),
-    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 30]."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 8]."),
+                                                                    "[default: 400; --quick: 10]."),
+    seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 10]."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 4]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
                                                            "or fp32 throughout (as on CPUs without bf16)."),
     quiet: bool = QUIET,
@@ -103,7 +106,7 @@ def benchmark(
     """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
     from recoseg_cli.commands.benchmark import make_plan, run_benchmark
 
-    overrides = dict(train_patients=train_patients, test_patients=test_patients, size=size,
+    overrides = dict(folds=folds, train_patients=train_patients, test_patients=test_patients, size=size,
                      stage_one_steps=stage_one_steps, seg_steps=seg_steps, batch_size=batch_size)
     given = {"--data": data, "--device": None if device == "auto" else device, "--seed": seed or None,
              "--repeats": None if repeats == 1 else repeats,

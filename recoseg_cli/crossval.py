@@ -25,7 +25,8 @@ from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.outputs import write_atomically
-from recoseg_cli.metrics import region_metrics, region_synthesis_metrics, residual_ratio, summary_stats
+from recoseg_cli.metrics import (paired_difference, region_metrics, region_synthesis_metrics, residual_ratio,
+                                 summary_stats)
 from recoseg_cli.networks import build_synthesizer
 from recoseg_cli.pipeline import DEFAULT_CHANNELS, prepare_patient, residual_slices, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig
@@ -255,16 +256,6 @@ def choose_postprocess(cases: list[dict]) -> int:
     scores = [np.mean([np.mean([case["postprocess"][k][r]["dice"] for case in cases]) for r in REGIONS])
               for k in range(len(POSTPROCESS_CANDIDATES))]
     return int(np.argmax(np.round(scores, 4)))
-
-
-def paired_difference(first: list[float], second: list[float], seed: int = 0,
-                      resamples: int = 10000) -> dict[str, float]:
-    """Mean of paired differences (first - second) with a 95% percentile-bootstrap confidence interval."""
-    diff = np.asarray(first, float) - np.asarray(second, float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(diff.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(diff))}
 
 
 def summarize(cases: dict[str, list[dict]], stage_one: list[dict], config: CrossValConfig, folds: dict[str, int],

@@ -166,3 +166,13 @@ def region_metrics(masks: dict[str, np.ndarray], seg: np.ndarray, spacing) -> di
     slice_dices, _ = slice_dice(masks["whole"], region_mask(seg, "whole"))
     out["whole"]["slice_dice_mean"] = round(float(np.mean(slice_dices)), 4) if slice_dices else float("nan")
     return out
+
+
+def paired_difference(first: list[float], second: list[float], seed: int = 0,
+                      resamples: int = 10000) -> dict[str, float]:
+    """Mean of paired differences (first - second) with a 95% percentile-bootstrap confidence interval."""
+    diff = np.asarray(first, float) - np.asarray(second, float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(diff.mean()), "ci_low": float(low), "ci_high": float(high), "n": int(len(diff))}

@@ -47,18 +47,23 @@ def test_quick_benchmark_writes_every_output(tmp_path, capsys):
     names = {s["name"] for s in results["study"]["systems"]}
     assert {"UNet2D", "UNet3D", "DDMM-Synth", "ReCoSeg", "T1ce - T1 subtraction", "Regressor residual",
             "ReCoSeg, T1ce missing", "UNet2D without T1ce", "ReCoSeg, 10% labels"} <= names
+    assert {row["region"] for row in results["rows"]} == {"whole", "core", "enhancing"}
     for row in results["rows"]:
-        assert row["region"] in ("whole", "enhancing")
         assert 0.0 <= row["dice"] <= 1.0 and 0.0 <= row["slice_dice"] <= 1.0
     with open(out / "results.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(results["rows"])
     table = (out / "results.md").read_text()
     recoseg = next(r for r in results["rows"] if r["system"] == "ReCoSeg" and r["region"] == "whole")
     assert "| ReCoSeg | 0.917 | 0.853 |" in table and f"{recoseg['slice_dice']:.3f}" in table
+    assert "Precision: training and inference" in table and "## The paper's claims, tested" in table
+    claims = results["study"]["comparisons"]
+    assert len(claims) == 4 and all(row["verdict"] == "too few patients" for c in claims for row in c["comparisons"])
+    patients = results["study"]["repeats"][0]["patients"]["ReCoSeg"]
+    assert sorted(p["case_id"] for p in patients) == ["Synth_10000", "Synth_10001"]
     speed = results["speed"]
     assert set(speed["segment"]["stage_seconds"]) == {"load", "preprocess", "synthesis", "segmentation", "write"}
-    assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim", "ddpm"]
-    for name in ("dice_vs_label_fraction.png", "time_by_stage.png", "dice_vs_sampler_steps.png"):
+    assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim"]
+    for name in ("dice_vs_label_fraction.png", "time_by_stage.png", "dice_vs_sampler_seconds.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--output", out, "-q"], capsys)
     assert code == 2 and "results.json: already exists" in err
@@ -69,29 +74,100 @@ def test_benchmark_rejects_a_missing_data_folder(tmp_path, capsys):
     assert code == 2 and "nope: no such folder" in err
 
 
-def test_data_folder_is_split_by_seed_without_touching_it(tmp_path, tiny_volumes):
+def write_cases(data, count, tiny_volumes):
     from conftest import TINY
-    from recoseg_cli.benchmark.plan import QUICK
-    from recoseg_cli.benchmark.study import make_cohort
     from recoseg_cli.data.synthetic import write_patient
+
+    for i in range(count):
+        write_patient(data / f"Case_{i}", f"Case_{i}", tiny_volumes, TINY.affine)
+
+
+def test_data_folder_is_split_by_seed_without_touching_it(tmp_path, tiny_volumes):
+    from dataclasses import replace
+
+    from recoseg_cli.benchmark.plan import QUICK
+    from recoseg_cli.benchmark.study import make_splits
     from recoseg_cli.errors import InputError
-    from recoseg_cli.io.discovery import find_patient_folders
 
     data = tmp_path / "BraTS"
-    for i in range(5):
-        write_patient(data / f"Case_{i}", f"Case_{i}", tiny_volumes, TINY.affine)
+    write_cases(data, 5, tiny_volumes)
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
-    cohort = make_cohort(QUICK, tmp_path / "work", data, lambda message: None)
-    train = find_patient_folders(cohort.train)
-    assert len(cohort.test) == 1 and len(train) == 4
-    assert {p.resolve() for p in train} | {p.resolve() for p in cohort.test} == {p.resolve() for p in data.iterdir()}
+    (split,), _ = make_splits(QUICK, tmp_path / "work", data, lambda message: None)
+    assert len(split.test) == 1 and len(split.train) == 4
+    assert set(split.train) | set(split.test) == set(data.iterdir())
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
-    again = make_cohort(QUICK, tmp_path / "work2", data, lambda message: None)
-    assert again.test == cohort.test
+    (again,), _ = make_splits(QUICK, tmp_path / "work2", data, lambda message: None)
+    assert again.test == split.test
+    folds, description = make_splits(replace(QUICK, folds=2, max_patients=0), tmp_path / "work3", data, print)
+    assert "2-fold cross-validation" in description
+    assert sorted(p for f in folds for p in f.test) == sorted(data.iterdir())
+    for fold in folds:
+        assert not set(fold.train) & set(fold.test) and len(fold.train) + len(fold.test) == 5
     for i in range(2, 5):
         (data / f"Case_{i}").rename(tmp_path / f"moved_{i}")
     with pytest.raises(InputError, match="at least 4"):
-        make_cohort(QUICK, tmp_path / "work3", data, lambda message: None)
+        make_splits(QUICK, tmp_path / "work4", data, lambda message: None)
+
+
+@pytest.mark.slow
+def test_cross_validated_benchmark_scores_every_patient_once(tmp_path, tiny_volumes, capsys):
+    data = tmp_path / "BraTS"
+    write_cases(data, 4, tiny_volumes)
+    code, _, err = run_cli(["benchmark", "--quick", "--data", data, "--folds", "2", "-o", tmp_path / "out", "-q"],
+                           capsys)
+    assert code == 0, err
+    study = json.loads((tmp_path / "out" / "results.json").read_text())["study"]
+    assert study["folds"] == 2 and sorted(study["test_patients"].values()) == [0, 0, 1, 1]
+    for name, patients in study["repeats"][0]["patients"].items():
+        assert sorted(p["case_id"] for p in patients) == [f"Case_{i}" for i in range(4)], name
+        assert {p["fold"] for p in patients} == {0, 1}
+
+
+def test_a_segmenter_names_the_stage_one_model_it_was_trained_with(tiny_weights):
+    """The healthy-tissue row must use the healthy-tissue DDPM: a swapped model is caught by its tensors."""
+    from recoseg_cli.benchmark.study import embedded_stage_one
+    from recoseg_cli.weights import load_weights
+
+    ddpm = load_weights(tiny_weights["ddpm"], ("ddpm",))
+    other = load_weights(tiny_weights["ddpm"], ("ddpm",))
+    other.state_dict = {k: v + 0.01 for k, v in other.state_dict.items()}
+    seg = load_weights(tiny_weights["seg"], ("seg",))
+    assert embedded_stage_one(seg, {"ddpm_healthy": other, "ddpm": ddpm}) == "ddpm"
+    with pytest.raises(RuntimeError, match="none of ddpm_healthy"):
+        embedded_stage_one(seg, {"ddpm_healthy": other})
+
+
+def test_claim_verdicts_need_an_interval_that_excludes_zero():
+    from recoseg_cli.benchmark.claims import claim_comparisons
+
+    def record(case, whole, enhancing=None):
+        out = {"case_id": case, "fold": 0, "whole": {"dice": whole}}
+        if enhancing is not None:
+            out["enhancing"] = {"dice": enhancing}
+        return out
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.8, 12)
+    patients = {"UNet2D": [record(f"P{i}", base[i], 0.5) for i in range(12)],
+                "ReCoSeg": [record(f"P{i}", base[i] + 0.05, 0.5 + rng.normal(0, 0.1)) for i in range(12)],
+                "UNet3D": [record(f"P{i}", base[i] + 0.1) for i in range(12)]}
+    (table1, *_) = claim_comparisons([{"patients": patients}], [1.0])
+    rows = {(r["reference"], r["region"]): r for r in table1["comparisons"]}
+    assert rows["UNet2D", "whole"]["verdict"] == "holds" and rows["UNet2D", "whole"]["mean"] == pytest.approx(0.05)
+    assert rows["UNet2D", "enhancing"]["verdict"] == "not shown" and rows["UNet2D", "enhancing"]["n"] == 12
+    assert rows["UNet3D", "whole"]["verdict"] == "reversed" and ("UNet3D", "enhancing") not in rows
+    assert not any(r["reference"] == "DDMM-Synth" for r in table1["comparisons"])
+
+
+def test_label_subsets_hold_enhancing_tumour():
+    from recoseg_cli.training.seg_task import select_labelled
+
+    cases = [f"P{i}" for i in range(10)]
+    for seed in range(20):
+        plain = select_labelled(cases, 0.1, seed)
+        chosen = select_labelled(cases, 0.1, seed, with_enhancing={"P7"})
+        assert len(chosen) == len(plain) == 1 and chosen == ["P7"]
+        assert select_labelled(cases, 0.3, seed, with_enhancing=set(cases)) == select_labelled(cases, 0.3, seed)
 
 
 def test_benchmark_hd95_uses_canonical_voxel_sizes_for_permuted_files(tmp_path, tiny_volumes):

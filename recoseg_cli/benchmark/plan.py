@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.regions import REGIONS
+from recoseg_cli.training.seg_task import SEGMENTER_WIDTHS
 
 MODALITY_CHANNELS = ("flair", "t1", "t1ce", "t2")
-TARGETS = ("whole", "enhancing")
+TARGETS = REGIONS
+"""Every segmenter of the study outputs the three BraTS regions (WT, TC, ET) as overlapping sigmoids."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,22 @@ class Plan:
 
     train_patients: int = 16
     test_patients: int = 6
+    """Synthetic cohort: training and test patients (a fixed split; ``folds`` pools them)."""
+    max_patients: int = 0
+    """With ``--data``: study a seeded subset of this many patients (0: all of them)."""
+    folds: int = 0
+    """Cross-validation folds (0: one fixed split, 80/20 with ``--data``)."""
     grid: tuple[int, int, int] = (120, 120, 78)
     """Synthetic cohort grid (2 mm voxels over BraTS's 240 x 240 x 155 mm field of view)."""
     size: int = 64
     stage_one_steps: int = 400
     seg_steps: int = 300
     batch_size: int = 16
+    stage_one_lr: float = 2e-4
+    seg_lr: float = 1e-3
+    """Peak learning rates of the bundled weights' recipe (segmenters, including the 3D baseline, alike)."""
     ddpm_widths: tuple[int, ...] = (16, 32, 64, 96)
-    seg_widths: tuple[int, ...] = (16, 32, 64)
+    seg_widths: tuple[int, ...] = SEGMENTER_WIDTHS
     unet3d_widths: tuple[int, ...] = (8, 16, 32, 64)
     patch_depth: int = 16
     label_fractions: tuple[float, ...] = (1.0, 0.25, 0.1)
@@ -80,9 +91,8 @@ class Plan:
         return asdict(self)
 
 
-QUICK = Plan(train_patients=4, test_patients=2, grid=(96, 96, 62), size=48, stage_one_steps=30, seg_steps=30,
-             batch_size=8, ddpm_widths=(8, 16, 32), seg_widths=(8, 16, 32), unet3d_widths=(4, 8, 16),
-             patch_depth=8, sampler_settings=(SamplerConfig("onestep", 1), SamplerConfig("ddim", 5),
-                                              SamplerConfig("ddpm", 20)),
+QUICK = Plan(train_patients=4, test_patients=2, max_patients=6, grid=(64, 64, 40), size=32, stage_one_steps=10,
+             seg_steps=10, batch_size=4, ddpm_widths=(8, 16), seg_widths=(8, 16), unet3d_widths=(4, 8),
+             patch_depth=8, sampler_settings=(SamplerConfig("onestep", 1), SamplerConfig("ddim", 2)),
              sampler_slices=2, speed_repeats=1, peers=False)
 """Smoke-test budgets: every code path, numbers that mean nothing."""

@@ -7,9 +7,11 @@ import io
 from pathlib import Path
 
 import numpy as np
+from rich import box
 from rich.table import Table
 
 from recoseg_cli.benchmark.plan import TARGETS
+from recoseg_cli.regions import REGION_ABBREVIATIONS
 from recoseg_cli.io.outputs import write_atomically
 
 PAPER_BRATS2020 = {"UNet2D": (0.784, 0.736), "UNet3D": (0.842, 0.743), "DDMM-Synth": (0.872, 0.811),
@@ -19,6 +21,8 @@ PAPER_BRATS2020 = {"UNet2D": (0.784, 0.736), "UNet3D": (0.842, 0.743), "DDMM-Syn
 METRICS = ("slice_dice", "slice_iou", "dice", "iou", "hd95", "sensitivity", "specificity")
 GROUP_TITLES = {"table1": "Table 1 systems", "ablation": "Ablations", "labels": "Label efficiency",
                 "missing": "Missing T1ce"}
+VERDICTS = {"holds": "holds", "reversed": "**reversed**", "not shown": "not shown",
+            "too few patients": "too few patients"}
 
 
 def aggregate(study: dict) -> list[dict]:
@@ -38,6 +42,7 @@ def aggregate(study: dict) -> list[dict]:
                 row[key] = float(np.nanmean(values)) if np.isfinite(values).any() else None
                 row[f"{key}_std_patients"] = float(np.nanmean([m[f"{key}_std"] for m in per_seed]))
                 row[f"{key}_std_seeds"] = float(np.nanstd(values)) if len(per_seed) > 1 else None
+                row[f"{key}_n"] = per_seed[0].get(f"{key}_n", row["patients"])
             rows.append(row)
     return rows
 
@@ -51,23 +56,27 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def _pm(row: dict | None, key: str, digits: int = 3) -> str:
+    """Mean ± spread (over seeds when there are several, else over patients); a single patient has no spread."""
     if row is None or row.get(key) is None:
         return "n/a"
-    spread = row[f"{key}_std_seeds"] if row.get(f"{key}_std_seeds") is not None else row[f"{key}_std_patients"]
-    return f"{row[key]:.{digits}f} ± {spread:.{digits}f}"
+    if row.get(f"{key}_std_seeds") is not None:
+        return f"{row[key]:.{digits}f} ± {row[f'{key}_std_seeds']:.{digits}f}"
+    if row.get(f"{key}_n", 2) < 2 and not key.startswith("slice"):
+        return f"{row[key]:.{digits}f} (1 patient)"
+    return f"{row[key]:.{digits}f} ± {row[f'{key}_std_patients']:.{digits}f}"
 
 
 def terminal_table(results: dict) -> Table:
-    """The accuracy rows as a rich table."""
-    table = Table(title=f"recoseg benchmark: {results['study']['data']}")
-    for column in ("system", "WT slice Dice", "WT Dice", "WT HD95 mm", "ET slice Dice", "ET Dice", "train s"):
-        table.add_column(column, justify="left" if column == "system" else "right")
-    train_seconds = results["study"]["repeats"][0]["train_seconds"]
+    """Mean per-volume Dice by region and WT HD95 per system, narrow enough for 80 columns (spreads: results.md)."""
+    table = Table(title="recoseg benchmark (mean over test patients)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("system", no_wrap=True)
+    for column in ("WT Dice", "TC Dice", "ET Dice", "WT HD95"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in results["study"]["systems"]:
-        whole, enhancing = _find(results["rows"], row["name"], "whole"), _find(results["rows"], row["name"], "enhancing")
-        table.add_row(row["name"], _pm(whole, "slice_dice"), _pm(whole, "dice"), _pm(whole, "hd95", 1),
-                      _pm(enhancing, "slice_dice"), _pm(enhancing, "dice"),
-                      _fmt(train_seconds.get(row["name"]), 0))
+        found = {region: _find(results["rows"], row["name"], region) for region in TARGETS}
+        whole = found["whole"]
+        table.add_row(row["name"], *(_fmt(found[r] and found[r]["dice"]) for r in TARGETS),
+                      _fmt(whole and whole["hd95"], 1))
     return table
 
 
@@ -84,30 +93,42 @@ def markdown(results: dict) -> str:
 
 
 def study_markdown(rows: list[dict], study: dict, meta: dict) -> list[str]:
-    spread = "over seeds" if len(study["repeats"]) > 1 else "over test patients"
-    lines = ["", f"Data (ours): {study['data']}  ", f"Budgets: {meta['budgets']}", "",
-             f"Ours: mean ± std {spread}. WT = whole tumour, ET = enhancing tumour. Per-slice Dice/IoU: every axial "
-             "slice of the patient's own grid whose ground truth holds the region, pooled over test patients. "
-             "Per-volume: one score per patient.", "",
+    seeds = len(study["repeats"])
+    spread = f"over {seeds} seeds" if seeds > 1 else "over test patients"
+    folds = (f"{study['folds']}-fold cross-validation: every patient is scored once, by the models of the fold that "
+             "held it out. " if study.get("folds") else "")
+    lines = ["", f"Data (ours): {study['data']}  ", f"Budgets: {meta['budgets']}  ", f"Precision: {meta['precision']}",
+             "", f"{folds}Ours: mean ± std {spread}. WT = whole tumour, TC = tumour core, ET = enhancing tumour; a "
+             "region counts only for the patients whose ground truth holds it. Per-slice Dice/IoU: every axial slice "
+             "of the patient's own grid whose ground truth holds the region, pooled over test patients. Per-volume: "
+             "one score per patient.", "",
              "## Table 1", "",
              "| System | Paper Dice (BraTS2020) | Paper IoU (BraTS2020) | Ours WT per-slice Dice | Ours WT per-slice IoU "
-             "| Ours WT per-volume Dice | Ours ET per-volume Dice |",
-             "|---|---|---|---|---|---|---|"]
+             "| Ours WT Dice | Ours TC Dice | Ours ET Dice | Ours WT HD95 (mm) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, (paper_dice, paper_iou) in PAPER_BRATS2020.items():
-        whole, enhancing = _find(rows, name, "whole"), _find(rows, name, "enhancing")
-        lines.append(f"| {name} | {paper_dice:.3f} | {paper_iou:.3f} | {_pm(whole, 'slice_dice')} | "
-                     f"{_pm(whole, 'slice_iou')} | {_pm(whole, 'dice')} | {_pm(enhancing, 'dice')} |")
+        found = {region: _find(rows, name, region) for region in TARGETS}
+        lines.append(f"| {name} | {paper_dice:.3f} | {paper_iou:.3f} | {_pm(found['whole'], 'slice_dice')} | "
+                     f"{_pm(found['whole'], 'slice_iou')} | " + " | ".join(_pm(found[r], "dice") for r in TARGETS)
+                     + f" | {_pm(found['whole'], 'hd95', 1)} |")
+    labelled = study["repeats"][0].get("labelled_patients", {})
     for group in ("ablation", "labels", "missing"):
+        extra = " labelled patients per fold |" if group == "labels" else ""
         lines += ["", f"## {GROUP_TITLES[group]}", "",
-                  "| System | WT per-slice Dice | WT Dice | WT HD95 (mm) | ET per-slice Dice | ET Dice | ET sensitivity |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| System | WT per-slice Dice | WT Dice | TC Dice | ET Dice | WT HD95 (mm) | ET sensitivity |"
+                  + extra,
+                  "|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
         names = [s["name"] for s in study["systems"] if s["group"] == group]
         references = ["ReCoSeg"] if group == "ablation" else ["ReCoSeg", "UNet2D"]
         for name in dict.fromkeys(references + names):
-            whole, enhancing = _find(rows, name, "whole"), _find(rows, name, "enhancing")
-            lines.append(f"| {name} | {_pm(whole, 'slice_dice')} | {_pm(whole, 'dice')} | {_pm(whole, 'hd95', 1)} | "
-                         f"{_pm(enhancing, 'slice_dice')} | {_pm(enhancing, 'dice')} | "
-                         f"{_pm(enhancing, 'sensitivity')} |")
+            found = {region: _find(rows, name, region) for region in TARGETS}
+            count = f" {', '.join(map(str, labelled.get(name, [])))} |" if extra else ""
+            lines.append(f"| {name} | {_pm(found['whole'], 'slice_dice')} | "
+                         + " | ".join(_pm(found[r], "dice") for r in TARGETS)
+                         + f" | {_pm(found['whole'], 'hd95', 1)} | {_pm(found['enhancing'], 'sensitivity')} |{count}")
+        if group == "labels":
+            lines += _same_subsets_note(labelled, study["systems"])
+    lines += claims_markdown(study.get("comparisons", []))
     lines += ["", "## Stage 1 on the test patients (original grid, default one-step sampler)", "",
               "| Model | Healthy SSIM | Healthy PSNR (dB) | ET / healthy residual | Training s |",
               "|---|---|---|---|---|"]
@@ -118,6 +139,37 @@ def study_markdown(rows: list[dict], study: dict, meta: dict) -> list[str]:
     return lines
 
 
+def _same_subsets_note(labelled: dict[str, list[int]], systems: list[dict]) -> list[str]:
+    """A note when two label fractions drew the same number of labelled patients (their rows then agree)."""
+    counts = {s["label_fraction"]: tuple(labelled.get(s["name"], [])) for s in systems
+              if s["group"] in ("labels", "table1") and s["name"].startswith("UNet2D")}
+    same = [f"{f:.0%}" for f, c in counts.items() if f < 1.0 and list(counts.values()).count(c) > 1]
+    if not same:
+        return []
+    return ["", f"Note: {' and '.join(same)} of the training patients round to the same number of labelled patients "
+                "here, so those rows train on the same patients and can only differ by chance."]
+
+
+def claims_markdown(claims: list[dict]) -> list[str]:
+    """The paired comparisons: mean Dice difference over patients with its 95% bootstrap interval, and a verdict
+    that holds only when the interval excludes zero."""
+    if not claims:
+        return []
+    lines = ["", "## The paper's claims, tested", "",
+             "Paired over test patients (per-volume Dice, averaged over seeds): mean difference with its 95% "
+             "percentile-bootstrap confidence interval (10,000 resamples). *holds*: the interval lies above zero; "
+             "*reversed*: below zero; *not shown*: it contains zero.", ""]
+    for claim in claims:
+        lines += [f"**{claim['claim']}**", "", "| Comparison | Region | Mean Dice difference [95% CI] | Patients "
+                  "| Verdict |", "|---|---|---|---|---|"]
+        for row in claim["comparisons"]:
+            lines.append(f"| {row['system']} − {row['reference']} | {REGION_ABBREVIATIONS[row['region']]} | "
+                         f"{row['mean']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] | {row['n']} | "
+                         f"{VERDICTS[row['verdict']]} |")
+        lines.append("")
+    return lines
+
+
 def speed_markdown(speed: dict) -> list[str]:
     segment = speed["segment"]
     lines = ["", f"## Speed ({speed['device']}: {speed.get('cpu', 'CPU model not recorded')}, torch {speed['torch']}, "
@@ -125,7 +177,8 @@ def speed_markdown(speed: dict) -> list[str]:
              f"`recoseg segment` on the four images of {Path(segment['patient']).name} (no segmentation file; "
              f"{segment['slices']} slices, bundled weights, "
              f"{segment['precision']}): median wall {segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
-             f"runs, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis {segment['synthesis_slices_per_s']:.0f} "
+             f"run{'s' if segment['repeats'] > 1 else ''}, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis "
+             f"{segment['synthesis_slices_per_s']:.0f} "
              f"slices/s, segmentation {segment['segmentation_slices_per_s']:.0f} slices/s.", "",
              "| Stage | " + " | ".join(segment["stage_seconds"]) + " |",
              "|---|" + "---|" * len(segment["stage_seconds"]),
@@ -175,47 +228,77 @@ def csv_text(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+PLOTS = ("dice_vs_label_fraction.png", "time_by_stage.png", "dice_vs_sampler_seconds.png")
+
+
 def plots(results: dict, out: Path) -> list[Path]:
-    """Dice against label fraction, time by stage and Dice against sampler cost, as PNG files."""
+    """Dice against label fraction, time by stage and Dice against sampler time, as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written = []
-    rows = results["rows"]
-    if rows:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for base in ("UNet2D", "ReCoSeg"):
-            for region, style in (("whole", "-o"), ("enhancing", "--s")):
-                points = sorted((r["label_fraction"], r["dice"]) for r in rows
-                                if r["region"] == region and r["dice"] is not None
-                                and (r["system"] == base or r["system"].startswith(f"{base}, ") and "labels" in r["system"]))
-                if points:
-                    ax.plot(*zip(*points), style, label=f"{base} {region}")
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled fraction of training subjects")
-        ax.set_ylabel("per-volume Dice")
-        ax.legend(fontsize=7)
-        written.append(_save(fig, out / "dice_vs_label_fraction.png"))
+    if results["rows"]:
+        written.append(_save(_label_fraction_plot(plt, results["rows"]), out / PLOTS[0]))
     speed = results.get("speed")
     if speed:
-        stages = speed["segment"]["stage_seconds"]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.bar(list(stages), list(stages.values()))
-        ax.set_ylabel("median seconds per patient")
-        ax.set_title("recoseg segment by stage")
-        written.append(_save(fig, out / "time_by_stage.png"))
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        samplers = speed["samplers"]
-        ax.plot([s["seconds_per_patient"] for s in samplers], [s["dice"] for s in samplers], "o-")
-        for s in samplers:
-            ax.annotate(f"{s['sampler']} {s['steps']}", (s["seconds_per_patient"], s["dice"]), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_xlabel("seconds per patient" + (" (extrapolated)" if samplers[0]["extrapolated"] else ""))
-        ax.set_ylabel("Dice (whole tumour, sampled slices)")
-        written.append(_save(fig, out / "dice_vs_sampler_steps.png"))
+        written.append(_save(_stage_plot(plt, speed["segment"]["stage_seconds"]), out / PLOTS[1]))
+        written.append(_save(_sampler_plot(plt, speed["samplers"]), out / PLOTS[2]))
     return written
+
+
+def _label_fraction_plot(plt, rows: list[dict]):
+    """Per-volume Dice (mean, bars ± std over patients) against the labelled fraction, ticks at each fraction."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fractions = set()
+    for base, colour in (("UNet2D", "tab:blue"), ("ReCoSeg", "tab:red")):
+        for region, style in (("whole", "-o"), ("core", ":^"), ("enhancing", "--s")):
+            points = sorted((r["label_fraction"], r["dice"], r["dice_std_patients"]) for r in rows
+                            if r["region"] == region and r["dice"] is not None
+                            and (r["system"] == base or r["system"].startswith(f"{base}, ")
+                                 and "labels" in r["system"]))
+            if points:
+                x, y, err = zip(*points)
+                fractions.update(x)
+                ax.errorbar(x, y, yerr=err, fmt=style, color=colour, capsize=3, markersize=4,
+                            label=f"{base} {REGION_ABBREVIATIONS[region]}")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(fractions), [f"{f:g}" for f in sorted(fractions)])
+    ax.minorticks_off()
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("labelled fraction of training patients")
+    ax.set_ylabel("per-volume Dice (± std over patients)")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def _stage_plot(plt, stages: dict[str, float]):
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    bars = ax.bar(list(stages), list(stages.values()))
+    ax.bar_label(bars, labels=[f"{v:.2f} s" for v in stages.values()], fontsize=8)
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.set_ylabel("median seconds per patient")
+    ax.set_title("recoseg segment by stage")
+    ax.margins(y=0.15)
+    return fig
+
+
+def _sampler_plot(plt, samplers: list[dict]):
+    """Dice against seconds per patient, one labelled marker per setting; the y axis spans at least 0.2 of Dice
+    so that noise between settings does not look like a trend."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    for s in samplers:
+        ax.plot(s["seconds_per_patient"], s["dice"], "o", label=f"{s['sampler']} × {s['steps']}")
+    dices = [s["dice"] for s in samplers]
+    middle = (max(dices) + min(dices)) / 2
+    half = max(0.1, (max(dices) - min(dices)) / 2 + 0.02)
+    ax.set_ylim(max(0.0, middle - half), min(1.0, middle + half))
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per patient" + (" (extrapolated)" if samplers[0]["extrapolated"] else ""))
+    ax.set_ylabel("Dice (whole tumour, sampled slices)")
+    ax.legend(fontsize=7)
+    return fig
 
 
 def _save(fig, path: Path) -> Path:

@@ -15,7 +15,7 @@ from recoseg_cli.benchmark.report import aggregate, terminal_table, write_output
 from recoseg_cli.benchmark.speed import run_speed
 from recoseg_cli.benchmark.study import run_study
 from recoseg_cli.console import console
-from recoseg_cli.devices import machine_description
+from recoseg_cli.devices import machine_description, precision_name, resolve_device
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import check_output_folder
 
@@ -46,7 +46,9 @@ def run_benchmark(plan: Plan, out: Path | None, data: Path | None, device: str, 
     results = {
         "meta": {"command": command,
                  "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
-                 "budgets": budget_text(plan), "plan": plan.to_dict(), "seconds": time.perf_counter() - start},
+                 "budgets": budget_text(plan), "plan": plan.to_dict(), "seconds": time.perf_counter() - start,
+                 "precision": f"training and inference {precision_name(resolve_device(device))} (bf16 autocast where "
+                              "the hardware supports it)"},
         "study": study, "rows": aggregate(study) if study else [], "speed": speed,
     }
     if not quiet and study:
@@ -59,7 +61,8 @@ def run_benchmark(plan: Plan, out: Path | None, data: Path | None, device: str, 
 
 
 def budget_text(plan: Plan) -> str:
-    return (f"{plan.train_patients} training / {plan.test_patients} test patients, slices {plan.size}², "
+    split = f"{plan.folds} folds" if plan.folds >= 2 else "one split"
+    return (f"{split}, slices {plan.size}², "
             f"stage 1 {plan.stage_one_steps} steps, segmenters {plan.seg_steps} steps, batch {plan.batch_size} slices "
             f"(3D: same voxels per step), seeds {plan.seed}..{plan.seed + plan.repeats - 1}")
 

@@ -18,6 +18,7 @@ from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import needs_synthesis
 from recoseg_cli.preprocess import PreprocessConfig
+from recoseg_cli.regions import region_mask
 from recoseg_cli.training.data import load_training_cache, split_slice_sets
 from recoseg_cli.training.ddpm_task import DDPMStageConfig, DDPMTask
 from recoseg_cli.training.loop import TrainConfig, TrainResult, fit
@@ -128,7 +129,9 @@ def labelled_split(subjects: list[CachedSubject], fraction: float, seed: int,
                    data: Path) -> tuple[list[CachedSubject], list[CachedSubject]]:
     """Labelled training subjects (a ``fraction`` of them, chosen by subject with the seed) and validation ones."""
     labelled = [s for s in subjects if s.seg is not None]
-    chosen = set(select_labelled([s.case_id for s in labelled if s.split == "train"], fraction, seed))
+    with_enhancing = {s.case_id for s in labelled if region_mask(s.seg, "enhancing").any()}
+    training = [s.case_id for s in labelled if s.split == "train"]
+    chosen = set(select_labelled(training, fraction, seed, with_enhancing))
     train_subjects = [s for s in labelled if s.case_id in chosen]
     if not train_subjects:
         raise InputError(f"{data}: no labelled training subjects")

@@ -59,11 +59,24 @@ def segmenter_stage(channels: tuple[str, ...], targets: tuple[str, ...] = REGION
                           targets=tuple(targets), **fields)
 
 
-def select_labelled(case_ids: list[str], fraction: float, seed: int) -> list[str]:
-    """A reproducible subset of subjects, by subject, holding ``fraction`` of them (at least one)."""
-    count = max(1, int(round(fraction * len(case_ids))))
-    order = np.random.default_rng([seed, 17]).permutation(len(case_ids))
-    return sorted(case_ids[i] for i in order[:count])
+def labelled_count(subjects: int, fraction: float) -> int:
+    """How many of ``subjects`` a labelled ``fraction`` keeps (at least one)."""
+    return max(1, int(round(fraction * subjects)))
+
+
+def select_labelled(case_ids: list[str], fraction: float, seed: int,
+                    with_enhancing: set[str] = frozenset()) -> list[str]:
+    """A reproducible subset of subjects, by subject, holding ``fraction`` of them (at least one).
+
+    When some subjects hold enhancing tumour (``with_enhancing``) the subset holds at least one of them: a draw
+    without any has its last pick replaced by the first such subject of the same permutation.
+    """
+    count = labelled_count(len(case_ids), fraction)
+    order = [case_ids[i] for i in np.random.default_rng([seed, 17]).permutation(len(case_ids))]
+    chosen = order[:count]
+    if with_enhancing and not with_enhancing & set(chosen):
+        chosen[-1] = next(case for case in order if case in with_enhancing)
+    return sorted(chosen)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
