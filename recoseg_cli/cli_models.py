@@ -228,7 +228,7 @@ def train(
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), t1ce_dropout=t1ce_dropout,
                                 label_fraction=label_fraction, augment=AugmentConfig() if augment else None)
-    regressor_stage = regressor_stage(ddpm_stage.unet)
+    regressor_config = regressor_stage(ddpm_stage.unet)
     _check_channels(channel_list)
     _check_targets(target_list)
     residual_sampler = sampler_config(sampler, steps, 999, 0.0)
@@ -248,7 +248,7 @@ def train(
         common = dict(device=device, resume=resume, epochs=epochs, workers=workers, val_fraction=val_fraction,
                       callbacks=callbacks, init_weights=init_weights)
         results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
-                               regressor_stage, ddpm_weights, residual_sampler, **common)
+                               regressor_config, ddpm_weights, residual_sampler, **common)
     if not quiet:
         for folder, result in results:
             console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
