@@ -11,14 +11,15 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import torch
 from scipy import ndimage
 
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
-from recoseg_cli.io.nifti import to_image
-from recoseg_cli.io.outputs import check_nifti_output, write_atomically
+from recoseg_cli.io.nifti import to_image, write_image
+from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,
@@ -204,12 +205,7 @@ def segment(patient: PatientLike, output: str | Path | None = None, overwrite: b
 
     ``options`` are those of ``Segmenter`` (weights, device, threshold, min_component_ml, whole_tumour, ...).
     """
-    if output is not None:
-        check_nifti_output(Path(output), overwrite)
-    result = Segmenter(**options)(patient)
-    if output is not None:
-        result.save(output, overwrite)
-    return result.image
+    return _made_and_saved(lambda: Segmenter(**options)(patient).image, output, overwrite)
 
 
 @dataclass
@@ -223,6 +219,7 @@ class Synthesis:
     seconds: dict[str, float]
     clip: float
     """Normalized units times ``clip`` are z-score units."""
+    device: torch.device
 
     def synth_volume(self) -> np.ndarray:
         """The synthetic T1ce in the canonical grid, z-score units, 0 outside the brain."""
@@ -254,35 +251,29 @@ def run_stage_one(patient: PatientLike, weights: str | Path | None = None, devic
     slices = model.synthesize(prepared.conditions, prepared.sliced.brain, config, seed,
                               inference_batch_size(torch_device, batch_size), start=prepared.t1ce)
     timer.lap("synthesis")
-    return Synthesis(prepared, slices, stage_weights, config, timer.seconds, preprocess.clip)
+    return Synthesis(prepared, slices, stage_weights, config, timer.seconds, preprocess.clip, torch_device)
 
 
 def synthesize(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False,
                **options) -> nib.Nifti1Image:
     """The synthetic T1ce (float32, z-score units, 0 outside the brain) in the patient's own grid, written to
     ``output`` when given; ``options`` are those of ``run_stage_one`` (weights, device, sampler, steps, seed, ...)."""
-    if output is not None:
-        check_nifti_output(Path(output), overwrite)
-    result = run_stage_one(patient, **options)
-    image = to_image(result.synth_volume(), result.prepared.volumes.geometry, np.float32)
-    if output is not None:
-        save_image(image, output, overwrite)
-    return image
+    def make() -> nib.Nifti1Image:
+        result = run_stage_one(patient, **options)
+        return to_image(result.synth_volume(), result.prepared.volumes.geometry, np.float32)
+    return _made_and_saved(make, output, overwrite)
 
 
 def residual(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False, smooth_mm: float = 0.0,
              **options) -> nib.Nifti1Image:
     """The residual |T1ce - synthetic T1ce| (float32, z-score units, 0 outside the brain), which marks what FLAIR,
     T1 and T2 could not predict; Gaussian-smoothed by ``smooth_mm`` when given; needs the patient's T1ce."""
-    if output is not None:
-        check_nifti_output(Path(output), overwrite)
-    found = as_patient(patient)
-    found.require(("t1ce",))
-    result = run_stage_one(found, **options)
-    image = to_image(result.residual_volume(smooth_mm), result.prepared.volumes.geometry, np.float32)
-    if output is not None:
-        save_image(image, output, overwrite)
-    return image
+    def make() -> nib.Nifti1Image:
+        found = as_patient(patient)
+        found.require(("t1ce",))
+        result = run_stage_one(found, **options)
+        return to_image(result.residual_volume(smooth_mm), result.prepared.volumes.geometry, np.float32)
+    return _made_and_saved(make, output, overwrite)
 
 
 def load_stage_one(weights: Path | None, device, bf16: bool = True) -> tuple[Weights, StageOne, PreprocessConfig]:
@@ -304,10 +295,19 @@ def sampler_config(sampler: str | SamplerConfig | None, steps: int = 1) -> Sampl
 
 def save_image(image: nib.Nifti1Image, path: str | Path, overwrite: bool = False) -> Path:
     """Write a NIfTI image atomically; an existing file needs ``overwrite``."""
-    path = Path(path)
-    check_nifti_output(path, overwrite)
-    write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
-    return path
+    check_nifti_output(Path(path), overwrite)
+    return write_image(image, path)
+
+
+def _made_and_saved(make, output: str | Path | None, overwrite: bool) -> nib.Nifti1Image:
+    """The image ``make()`` returns, written to ``output`` when given; the output path is checked first, so a
+    refused path costs no computation."""
+    if output is not None:
+        check_nifti_output(Path(output), overwrite)
+    image = make()
+    if output is not None:
+        save_image(image, output, overwrite)
+    return image
 
 
 def as_patient(patient: PatientLike) -> Patient:

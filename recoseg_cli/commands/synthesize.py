@@ -8,7 +8,7 @@ import numpy as np
 
 from recoseg_cli.api import run_stage_one
 from recoseg_cli.console import console
-from recoseg_cli.devices import precision_name, resolve_device
+from recoseg_cli.devices import precision_name
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
@@ -33,13 +33,12 @@ def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, 
     save_volume(synthetic_volume, volumes.geometry, output, np.float32)
     timer.lap("write")
 
-    torch_device = resolve_device(device)
     result = {"case_id": patient.case_id, "output": str(output.resolve()),
               "inputs": {m: str(p.resolve()) for m, p in patient.images.items()}, "sampler": sampler.to_dict(),
               "seed": seed, "slices_processed": int(len(synthesis.slices)), "seconds": seconds,
               "seconds_total": round(sum(seconds.values()), 3), "weights": str(synthesis.weights.path),
-              "weights_sha256": synthesis.weights.sha256, "device": str(torch_device),
-              "precision": precision_name(torch_device), "peak_rss_gb": peak_rss_gb(), "versions": package_versions()}
+              "weights_sha256": synthesis.weights.sha256, "device": str(synthesis.device),
+              "precision": precision_name(synthesis.device), "peak_rss_gb": peak_rss_gb(), "versions": package_versions()}
     if prepared.has_t1ce:
         mask = prepared.sliced.volume_brain
         real = normalize(volumes.images["t1ce"], mask, synthesis.clip)

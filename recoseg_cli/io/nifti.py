@@ -88,8 +88,12 @@ def to_file_orientation(canonical: np.ndarray, geometry: Geometry) -> np.ndarray
 
 def save_volume(canonical: np.ndarray, geometry: Geometry, path: str | Path, dtype: type = np.uint8) -> Path:
     """Write a canonical array to ``path`` in the source's orientation, shape, affine and codes, atomically."""
+    return write_image(to_image(canonical, geometry, dtype), path)
+
+
+def write_image(image: nib.Nifti1Image, path: str | Path) -> Path:
+    """Write a NIfTI image atomically (nibabel picks .nii or .nii.gz from the name)."""
     path = Path(path)
-    image = to_image(canonical, geometry, dtype)
     write_atomically(path, lambda tmp: nib.save(image, str(tmp)))
     return path
 
