@@ -9,8 +9,8 @@ from typing import Literal, Optional
 
 import typer
 
-from recoseg_cli.cli_options import (DEVICE, QUIET, Labels, Sampler, label_scheme, parse_shape, parse_widths,
-                                     sampler_config)
+from recoseg_cli.cli_options import (BATCH_DICE, DEVICE, QUIET, Labels, Sampler, label_scheme, parse_shape,
+                                     parse_widths, sampler_config)
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.errors import InputError
 
@@ -131,6 +131,7 @@ def crossval(
     size: int = typer.Option(120, min=16, help="Slice side S."),
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
+    batch_dice: bool = BATCH_DICE,
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
     only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
                                                              "by side); a run without it writes the summary."),
@@ -147,7 +148,7 @@ def crossval(
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
                             seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
-                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size)
+                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice)
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")
         callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
@@ -195,6 +196,7 @@ def train(
                                  help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
     targets: str = typer.Option("whole,core,enhancing",
                                 help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
+    batch_dice: bool = BATCH_DICE,
     augment: bool = typer.Option(True, "--augment/--no-augment",
                                  help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
     t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
@@ -227,7 +229,8 @@ def train(
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), t1ce_dropout=t1ce_dropout,
-                                label_fraction=label_fraction, augment=AugmentConfig() if augment else None)
+                                label_fraction=label_fraction, augment=AugmentConfig() if augment else None,
+                                batch_dice=batch_dice)
     regressor_config = regressor_stage(ddpm_stage.unet)
     _check_channels(channel_list)
     _check_targets(target_list)

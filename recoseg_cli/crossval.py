@@ -73,6 +73,8 @@ class CrossValConfig:
     bf16: bool = True
     variants: tuple[str, ...] = tuple(VARIANTS)
     size: int = 120
+    batch_dice: bool = False
+    """Segmenters' Dice loss over each batch as a whole (``SegStageConfig.batch_dice``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,7 +111,7 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
     weights = {}
     for variant in config.variants:
         channels = VARIANTS[variant]
-        stage = segmenter_stage(channels, widths=config.seg_widths,
+        stage = segmenter_stage(channels, widths=config.seg_widths, batch_dice=config.batch_dice,
                                 t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
@@ -233,7 +235,9 @@ def _claim(output: Path, config: CrossValConfig) -> None:
     """Record the run's configuration in ``output``; refuse a folder that holds a run with another one."""
     record = output / "crossval.json"
     if record.is_file():
-        if json.loads(record.read_text()) != json.loads(json.dumps(config.to_dict())):
+        # a field the record lacks was added later, and the run that wrote it used that field's default
+        defaults = json.loads(json.dumps(CrossValConfig().to_dict()))
+        if {**defaults, **json.loads(record.read_text())} != json.loads(json.dumps(config.to_dict())):
             raise InputError(f"{output}: holds a cross-validation with another configuration; use another folder")
         return
     output.mkdir(parents=True, exist_ok=True)
@@ -314,7 +318,8 @@ def results_markdown(results: dict) -> str:
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: DDPM and L1 regressor {config['ddpm_steps']} steps each "
              f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths "
-             f"{config['seg_widths']}), batch {config['batch_size']}, slices {config['size']}², "
+             f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}), batch {config['batch_size']}, "
+             f"slices {config['size']}², "
              f"{'bf16 autocast where supported' if config['bf16'] else 'fp32'}, seed {config['seed']}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "

@@ -46,6 +46,15 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
         assert stage_one[f"{name}_healthy_ssim"]["n"] == 3
     markdown = (out / "results.md").read_text()
     assert "recoseg, post-processing: none" in markdown and "| L1 regressor |" in markdown
+    record = json.loads((out / "crossval.json").read_text())
+    del record["batch_dice"]  # a run recorded before the option existed trained without it
+    (out / "crossval.json").write_text(json.dumps(record))
+    same = ["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "3", "--ddpm-steps", "2", "--seg-steps",
+            "2", "--batch-size", "2", "--size", "32", "--device", "cpu", "-q"]
+    code, _, err = run_cli(same, capsys)
+    assert code == 0, err
+    code, _, err = run_cli(same + ["--batch-dice"], capsys)
+    assert code == 2 and "another configuration" in err
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "2", "--size", "32"],
                            capsys)
     assert code == 2 and "another configuration" in err

@@ -116,9 +116,10 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "-q"], capsys)
     assert code == 2 and "--ddpm-weights" in err
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "--channels",
-                            "flair,t1,t1ce,t2", "--t1ce-dropout", "0", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"],
-                           capsys)
+                            "flair,t1,t1ce,t2", "--t1ce-dropout", "0", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16",
+                            "--batch-dice", "-q"], capsys)
     assert code == 0, err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["stage_config"]["batch_dice"] is True
     assert load_weights(tmp_path / "run" / "best.pt", ("seg",)).extra["ddpm"] is None
 
 
@@ -183,3 +184,21 @@ def test_x0_l1_adds_the_masked_l1_error_of_the_predicted_clean_image():
                                     target, conditions, weight, torch.Generator().manual_seed(0)) for w in (0.0, 2.0)]
     # At t = 999 a zero v prediction gives x0 ~ 0, so the added term is 2 x |0 - 0.5| over the kept pixels.
     assert float(totals[1] - totals[0]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_batch_dice_weighs_slices_by_their_pixels():
+    from recoseg_cli.diffusion.losses import soft_dice_loss
+    from recoseg_cli.training.seg_task import bce_dice_loss
+
+    # One slice holds a 2-pixel region, the other a 50-pixel one; the prediction misses the small one entirely.
+    target = torch.zeros(2, 1, 10, 10)
+    target[0, 0, 0, :2] = 1.0
+    target[1, 0, :5] = 1.0
+    prediction = target.clone()
+    prediction[0] = 0.0
+    per_slice = float(soft_dice_loss(prediction, target, eps=0.0))
+    batch = float(soft_dice_loss(prediction, target, eps=0.0, over_batch=True))
+    assert per_slice == pytest.approx(0.5)  # mean of 1 (missed slice) and 0 (perfect slice)
+    assert batch == pytest.approx(1 - 2 * 50 / (50 + 52))  # Dice of the pixels of both slices together
+    logits = torch.randn(2, 1, 10, 10)
+    assert float(bce_dice_loss(logits, target, batch_dice=True)) != pytest.approx(float(bce_dice_loss(logits, target)))

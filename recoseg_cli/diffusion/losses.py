@@ -32,10 +32,14 @@ class DiffusionLossConfig:
 
 
 def soft_dice_loss(probabilities: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
-                   eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice of each sample and channel over its pixels, averaged over samples and channels."""
+                   eps: float = 1.0, over_batch: bool = False) -> torch.Tensor:
+    """1 - soft Dice of each sample and channel over its pixels, averaged over samples and channels.
+
+    With ``over_batch`` each channel's Dice counts the pixels of the whole batch at once ("batch Dice"), so a
+    slice with a few pixels of a region weighs by its pixels, not as much as a slice full of it.
+    """
     w = torch.ones_like(target) if weight is None else weight
-    dims = tuple(range(2, target.dim()))
+    dims = ((0,) if over_batch else ()) + tuple(range(2, target.dim()))
     intersection = (probabilities * target * w).sum(dims)
     total = (probabilities * w).sum(dims) + (target * w).sum(dims)
     return (1 - (2 * intersection + eps) / (total + eps)).mean()

@@ -43,6 +43,8 @@ class SegStageConfig:
     threshold: float = 0.5
     targets: tuple[str, ...] = REGIONS
     """Tumour regions, one output channel each (see ``regions.REGIONS``)."""
+    batch_dice: bool = False
+    """Dice loss over each batch as a whole per region, not per slice (see ``soft_dice_loss``)."""
     foreground_fraction: float = 0.5
     """Share of each batch drawn from slices with tumour (the rest uniformly from all brain slices)."""
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
@@ -79,8 +81,9 @@ def select_labelled(case_ids: list[str], fraction: float, seed: int,
     return sorted(chosen)
 
 
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(torch.sigmoid(logits), target)
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, batch_dice: bool = False) -> torch.Tensor:
+    return (F.binary_cross_entropy_with_logits(logits, target)
+            + soft_dice_loss(torch.sigmoid(logits), target, over_batch=batch_dice))
 
 
 class SegTask(Task):
@@ -111,7 +114,8 @@ class SegTask(Task):
             inputs[:, images] = intensity(inputs[:, images], arrays["brain"], rng, augment)
         x = torch.from_numpy(inputs).to(self.device)
         target = torch.from_numpy(region_stack(arrays["seg"], self.config.targets)).to(self.device)
-        return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target)
+        return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target,
+                             self.config.batch_dice)
 
     def validate(self, model) -> dict[str, float]:
         """Mean per-subject, per-region Dice (in slice space) on validation subjects; score = 1 - Dice."""
