@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from recoseg_cli.checks import mask_warnings, sequence_statistics, sequence_warnings
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
@@ -48,6 +49,8 @@ class Prediction:
     synth: np.ndarray | None
     seconds: dict[str, float]
     warnings: list[str]
+    sequence_checks: dict[str, float] = field(default_factory=dict)
+    """``checks.sequence_statistics`` of the inputs (positive when the sequences' roles look right)."""
 
     @property
     def voxel_ml(self) -> float:
@@ -93,14 +96,16 @@ class Segmenter:
     """The bundled (or given) weights, loaded once; call it with one patient at a time.
 
     Options mean what the ``recoseg segment`` options of the same names mean; None keeps the weights' own.
+    ``force`` segments inputs whose sequences look swapped (``checks``) instead of refusing them.
     ``sampler`` is a sampler name (with ``steps``) or a full ``SamplerConfig``.
     """
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", *, threshold: float | None = None,
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
-                 batch_size: int | None = None, bf16: bool = True):
+                 batch_size: int | None = None, bf16: bool = True, force: bool = False):
         self.device = resolve_device(device)
+        self.force = force
         self.batch_size = inference_batch_size(self.device, batch_size)
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
         path, checksum = resolve_weights_path(Path(weights) if weights is not None else None)
@@ -155,6 +160,8 @@ class Segmenter:
         prepared = prepare_patient(patient, self.preprocess, self.label_scheme, on_loaded=lambda: timer.lap("load"))
         timer.lap("preprocess")
         sliced = prepared.sliced
+        checks = sequence_statistics(prepared.volumes.images, sliced.volume_brain)
+        warnings += sequence_warnings(checks, patient.images, self.force)
 
         def counter(stage: str):
             done = 0
@@ -186,13 +193,15 @@ class Segmenter:
         probabilities = {region: sliced.transform.inverse(slices[:, k], "linear")
                          for k, region in enumerate(self.targets)}
         timer.lap("segmentation")
-        return Prediction(prepared, probabilities, synth, timer.seconds, warnings)
+        return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks)
 
     def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
         masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
         if not masks["whole"].any():
             prediction.warnings.append("the mask is empty: no tumour found above the threshold")
+        prediction.warnings += mask_warnings(masks["whole"], prediction.prepared.sliced.volume_brain,
+                                             prediction.voxel_ml)
         scheme = prediction.prepared.volumes.label_scheme
         labels = (masks["whole"].astype(np.uint8) if self.whole_tumour
                   else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme))

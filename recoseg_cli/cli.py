@@ -112,6 +112,8 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
+    force: bool = typer.Option(False, "--force", help="Segment even when two sequences look swapped (T1/T1ce, "
+                                                    "FLAIR/T2); a warning stays in the report."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
@@ -136,7 +138,7 @@ def segment(
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
-        label_scheme=scheme, quiet=quiet, bf16=bf16)
+        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force)
     if patient is not None:
         segment_one(patient, output, options)
         return

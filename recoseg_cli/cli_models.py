@@ -121,7 +121,8 @@ def benchmark(
 def crossval(
     data: Path = typer.Option(..., "--data", help="Labelled cohort folder (e.g. BraTS cases with seg files)."),
     output: Path = typer.Option(..., "-o", "--output", help="Run folder: cache, per-fold weights, results.json/.md."),
-    folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation."),
+    folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation, stratified by the "
+                                             "institution in BraTS 2018 case ids."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
     seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
@@ -132,6 +133,8 @@ def crossval(
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
     batch_dice: bool = BATCH_DICE,
+    l1_reference: bool = typer.Option(True, "--l1-reference/--no-l1-reference",
+                                      help="Also train and score stage 1's L1 regressor in every fold."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
     only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
                                                              "by side); a run without it writes the summary."),
@@ -148,7 +151,8 @@ def crossval(
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
                             seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
-                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice)
+                            batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
+                            l1_reference=l1_reference)
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")
         callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),

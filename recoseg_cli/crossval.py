@@ -7,6 +7,7 @@ weights, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,17 +76,33 @@ class CrossValConfig:
     size: int = 120
     batch_dice: bool = False
     """Segmenters' Dice loss over each batch as a whole (``SegStageConfig.batch_dice``)."""
+    l1_reference: bool = True
+    """Train and score the L1 regressor beside each fold's DDPM (stage 1's deterministic reference)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+INSTITUTIONS = (("BraTS 2013", re.compile(r"_2013_")), ("CBICA", re.compile(r"_CBICA_")),
+                ("TCIA", re.compile(r"_TCIA\d*_")))
+"""Contributing institutions recognised in BraTS 2018-style case ids (``Brats18_CBICA_ABM_1``)."""
+
+
+def institution(case_id: str) -> str:
+    """The institution named in a BraTS 2018-style case id, or "other"."""
+    return next((name for name, pattern in INSTITUTIONS if pattern.search(case_id)), "other")
+
+
 def assign_folds(case_ids: list[str], folds: int, seed: int) -> dict[str, int]:
-    """Fold of each case: a seeded permutation of the sorted case ids dealt round-robin into ``folds`` folds."""
+    """Fold of each case, stratified by institution: each institution's cases in a seeded permutation, dealt
+    round-robin into ``folds`` folds, the count carried over from one institution to the next."""
     if not 2 <= folds <= len(case_ids):
         raise InputError(f"--folds {folds}: need between 2 and the number of cases ({len(case_ids)})")
-    order = np.random.default_rng([seed, 29]).permutation(sorted(case_ids))
-    return {str(case): i % folds for i, case in enumerate(order)}
+    rng = np.random.default_rng([seed, 29])
+    ordered = []
+    for name in sorted({institution(case) for case in case_ids}):
+        ordered += list(rng.permutation(sorted(c for c in case_ids if institution(c) == name)))
+    return {str(case): i % folds for i, case in enumerate(ordered)}
 
 
 def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> TrainConfig:
@@ -93,10 +110,17 @@ def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> T
                        bf16=config.bf16, val_every=max(steps // 4, 1), checkpoint_every=100)
 
 
+def stage_one_models(config: CrossValConfig) -> list[tuple]:
+    """Stage-1 models of each fold: (folder name, training function, stage config)."""
+    return [("ddpm", fit_ddpm, DDPM_RECIPE)] + ([("regressor", fit_regressor, REGRESSOR)] if config.l1_reference
+                                                 else [])
+
+
 def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
                     config: CrossValConfig, device: torch.device, callbacks: Callbacks = Callbacks()) -> None:
-    """The fold's DDPM and L1 regressor (each skipped when its weights exist, resumed from a checkpoint)."""
-    for name, fit, stage in (("ddpm", fit_ddpm, DDPM_RECIPE), ("regressor", fit_regressor, REGRESSOR)):
+    """The fold's DDPM and, when asked, L1 regressor (each skipped when its weights exist, resumed from a
+    checkpoint)."""
+    for name, fit, stage in stage_one_models(config):
         run_dir = fold_dir / name
         if not (run_dir / "last.pt").is_file():
             fit(subjects, subjects[:2], preprocess, run_dir, stage,
@@ -172,8 +196,9 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
     """Stage-1 scores of the fold's held-out cases (cached in ``stage1.json``)."""
     path = fold_dir / "stage1.json"
     if not path.is_file():
-        models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (stage,)), device, config.bf16)
-                  for name, folder, stage in (("synth", "ddpm", "ddpm"), ("l1", "regressor", "regressor"))}
+        models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (folder,)), device, config.bf16)
+                  for name, folder in (("synth", "ddpm"), ("l1", "regressor"))
+                  if folder == "ddpm" or config.l1_reference}
         write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
                                                                          PreprocessConfig(size=config.size))}
                                     for case in held_out]})
@@ -274,6 +299,9 @@ def summarize(cases: dict[str, list[dict]], stage_one: list[dict], config: Cross
         entry = {"none": region_summary(variant_cases, 0), "chosen": region_summary(variant_cases, chosen),
                  "per_fold": {str(f): region_summary([c for c in variant_cases if c["fold"] == f], chosen)
                               for f in range(config.folds)},
+                 "per_institution": {name: region_summary([c for c in variant_cases
+                                                           if institution(c["case_id"]) == name], chosen)
+                                     for name in sorted({institution(c["case_id"]) for c in variant_cases})},
                  "cases": variant_cases}
         results["variants"][variant] = entry
     keys = sorted({k for case in stage_one for k in case if k != "case_id"})
@@ -292,6 +320,13 @@ def _cell(stats: dict, digits: int = 3) -> str:
             f"{stats['min']:.{digits}f}–{stats['max']:.{digits}f})")
 
 
+def _group_row(name: str, summary: dict) -> str:
+    """One table row of a group of cases: its size, mean Dice per region and median WT HD95."""
+    return (f"| {name} | {summary['whole']['dice']['n']} | "
+            + " | ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS)
+            + f" | {summary['whole']['hd95']['median']:.1f} |")
+
+
 def stage_one_markdown(stage_one: dict) -> list[str]:
     """The stage-1 table: each stand-in for T1ce against the real T1ce, and the residual ratios."""
     lines = ["## Stage 1 on held-out cases", "", "BraSyn protocol: each volume clipped at its own 0.5–99.5 percentiles "
@@ -299,13 +334,15 @@ def stage_one_markdown(stage_one: dict) -> list[str]:
              "inside the tumour.", "",
              "| image standing in for T1ce | healthy SSIM | healthy PSNR (dB) | tumour SSIM | tumour PSNR (dB) |",
              "| --- | --- | --- | --- | --- |"]
-    for name, label in STAGE_ONE_LABELS.items():
+    scored = [name for name in STAGE_ONE_LABELS if f"{name}_healthy_ssim" in stage_one]
+    for name in scored:
+        label = STAGE_ONE_LABELS[name]
         lines.append(f"| {label} | " + " | ".join(_cell(stage_one[f"{name}_{key}"], 3 if key.endswith("ssim") else 1)
                                                   for key in ("healthy_ssim", "healthy_psnr", "tumour_ssim",
                                                               "tumour_psnr")) + " |")
     lines += ["", "Residual |T1ce − stand-in| in enhancing tumour over that in healthy brain (3 mm or more from the "
                   "tumour), over the cases with enhancing tumour:", ""]
-    for name in ("synth", "l1"):
+    for name in (n for n in scored if n != "t1"):
         ratio = stage_one[f"{name}_residual_ratio"]
         lines.append(f"- {STAGE_ONE_LABELS[name]}: {_cell(ratio, 2)} ({ratio['n']} cases)")
     return lines + [""]
@@ -316,7 +353,8 @@ def results_markdown(results: dict) -> str:
     config = results["config"]
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
-             "", f"Machine: {results['machine']}. Per fold: DDPM and L1 regressor {config['ddpm_steps']} steps each "
+             "", f"Machine: {results['machine']}. Per fold: "
+             f"{'DDPM and L1 regressor' if config.get('l1_reference', True) else 'DDPM'} {config['ddpm_steps']} steps each "
              f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths "
              f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}), batch {config['batch_size']}, "
              f"slices {config['size']}², "
@@ -339,9 +377,12 @@ def results_markdown(results: dict) -> str:
         lines += [f"### {variant}: per fold (chosen post-processing)", "",
                   "| fold | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |", "| --- | --- | --- | --- | --- | --- |"]
         for fold, summary in entry["per_fold"].items():
-            lines.append(f"| {fold} | {summary['whole']['dice']['n']} | " +
-                         " | ".join(f"{summary[r]['dice']['mean']:.3f}" for r in REGIONS) +
-                         f" | {summary['whole']['hd95']['median']:.1f} |")
+            lines.append(_group_row(fold, summary))
+        lines += ["", f"### {variant}: per institution (chosen post-processing)", "",
+                  "| institution | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, summary in entry.get("per_institution", {}).items():
+            lines.append(_group_row(name, summary))
         lines.append("")
     if results["stage_one"]["cases"]:
         lines += stage_one_markdown(results["stage_one"])

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import TINY, run_cli
-from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds
+from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds, institution
 from recoseg_cli.data.synthetic import generate_patient, write_patient
 
 
@@ -17,6 +17,19 @@ def test_folds_partition_the_patients():
     assert sizes == [4, 4, 4, 5, 5]
     assert assign_folds(list(reversed(cases)), 5, seed=0) == folds
     assert assign_folds(cases, 5, seed=1) != folds
+
+
+def test_folds_are_stratified_by_institution():
+    cases = ([f"Brats18_2013_{i}_1" for i in range(5)] + [f"Brats18_CBICA_A{i:02d}_1" for i in range(21)]
+             + [f"Brats18_TCIA0{i % 4}_{100 + i}_1" for i in range(12)] + ["BraTS2021_00001"])
+    assert [institution(c) for c in ("Brats18_2013_3_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA10_628_1",
+                                     "BraTS-GLI-00000-000")] == ["BraTS 2013", "CBICA", "TCIA", "other"]
+    folds = assign_folds(cases, 5, seed=0)
+    for name, count in (("BraTS 2013", 5), ("CBICA", 21), ("TCIA", 12)):
+        per_fold = [sum(1 for c, f in folds.items() if f == fold and institution(c) == name) for fold in range(5)]
+        assert sum(per_fold) == count and max(per_fold) - min(per_fold) <= 1, (name, per_fold)
+    sizes = [list(folds.values()).count(f) for f in range(5)]
+    assert max(sizes) - min(sizes) <= 1
 
 
 @pytest.mark.slow
@@ -46,6 +59,7 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
         assert stage_one[f"{name}_healthy_ssim"]["n"] == 3
     markdown = (out / "results.md").read_text()
     assert "recoseg, post-processing: none" in markdown and "| L1 regressor |" in markdown
+    assert "| other | 3 |" in markdown  # per-institution table: synthetic case ids name no institution
     record = json.loads((out / "crossval.json").read_text())
     del record["batch_dice"]  # a run recorded before the option existed trained without it
     (out / "crossval.json").write_text(json.dumps(record))
@@ -58,6 +72,14 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "2", "--size", "32"],
                            capsys)
     assert code == 2 and "another configuration" in err
+    no_l1 = tmp_path / "cv_no_l1"
+    code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", no_l1, "--folds", "3", "--ddpm-steps", "2",
+                            "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu",
+                            "--variants", "recoseg", "--no-l1-reference", "-q"], capsys)
+    assert code == 0, err
+    assert not list(no_l1.glob("fold*/regressor"))
+    markdown = (no_l1 / "results.md").read_text()
+    assert "| synthetic T1ce (DDPM, one-step) |" in markdown and "L1 regressor" not in markdown
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", tmp_path / "cv4", "--folds", "4",
                             "--size", "32"], capsys)
     assert code == 2 and "--folds 4" in err

@@ -56,12 +56,14 @@ class SegmentOptions:
     label_scheme: str | None = None
     quiet: bool = False
     bf16: bool = True
+    force: bool = False
 
     def segmenter(self) -> Segmenter:
         """The API's Segmenter with these options."""
         return Segmenter(self.weights, self.device, threshold=self.threshold, min_component_ml=self.min_component_ml,
                          whole_tumour=self.whole_tumour_only, labels=self.label_scheme, sampler=self.sampler,
-                         seed=self.seed, batch_size=self.batch_size, bf16=self.bf16)
+                         seed=self.seed, batch_size=self.batch_size, bf16=self.bf16,
+                         force=self.force)
 
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
@@ -110,7 +112,8 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Pr
         "tumour_volume_ml": round(float(masks["whole"].sum()) * prediction.voxel_ml, 3),
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
-        "warnings": prediction.warnings, "postprocess": segmenter.postprocess.to_dict(),
+        "warnings": prediction.warnings, "sequence_checks": prediction.sequence_checks,
+        "postprocess": segmenter.postprocess.to_dict(),
         "sampler": segmenter.sampler.to_dict(), "channels": list(segmenter.channels),
         "regions": list(segmenter.targets),
         "weights": str(segmenter.weights.path), "weights_sha256": segmenter.weights.sha256,
