@@ -155,9 +155,9 @@ class Segmenter:
         ``on_stage(name)`` is called as each of ``STAGES`` ends; ``on_slices(stage, done, total)`` as the networks
         finish batches of slices (stage "synthesis" or "segmentation").
         """
-        warnings: list[str] = []
         timer = StageTimer(on_stage)
         prepared = prepare_patient(patient, self.preprocess, self.label_scheme, on_loaded=lambda: timer.lap("load"))
+        warnings = list(prepared.volumes.warnings)
         timer.lap("preprocess")
         sliced = prepared.sliced
         checks = sequence_statistics(prepared.volumes.images, sliced.volume_brain)

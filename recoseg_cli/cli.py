@@ -112,6 +112,8 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
+    case_id: Optional[str] = typer.Option(None, "--case-id", help="One patient: its name in the report and "
+                                                                  "overlay (default: from the file names)."),
     force: bool = typer.Option(False, "--force", help="Segment even when two sequences look swapped (T1/T1ce, "
                                                     "FLAIR/T2); a warning stays in the report."),
     overwrite: bool = OVERWRITE,
@@ -127,7 +129,7 @@ def segment(
         raise InputError(f"{input}: expected a patient folder or a folder of them, got a file" if input.exists()
                          else f"{input}: no such folder")
     one = input is None or is_patient_folder(input) or looks_like_one_patient(input)
-    patient = patient_from_options(input, flair, t1, t1ce, t2, seg) if one else None
+    patient = patient_from_options(input, flair, t1, t1ce, t2, seg, case_id) if one else None
     from recoseg_cli.commands.cohort import segment_cohort
     from recoseg_cli.commands.segment import SegmentOptions, segment_one
 
@@ -142,8 +144,8 @@ def segment(
     if patient is not None:
         segment_one(patient, output, options)
         return
-    if any((flair, t1, t1ce, t2, seg)):
-        raise InputError("explicit modality paths describe one patient; give no cohort folder with them")
+    if any((flair, t1, t1ce, t2, seg, case_id)):
+        raise InputError("explicit modality paths and --case-id describe one patient; give no cohort folder with them")
     results = segment_cohort(input, output, options)
     failed = [r for r in results if r.error]
     skipped = [r for r in results if r.skipped]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -153,14 +154,31 @@ def crossval(
                             seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
                             l1_reference=l1_reference)
+    start = time.perf_counter()
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")
-        callbacks = Callbacks(lambda name, total: progress.reset(task, total=total, description=f"train {name}"),
-                              lambda number, loss: progress.update(task, completed=number))
-        results = run_crossval(data, output, config, device, callbacks,
-                               on_case=lambda text: progress.update(task, info=text), only_fold=only_fold)
+
+        def log(message: str) -> None:
+            """A timestamped line per stage and case, so that a log file shows progress too."""
+            if not quiet:
+                progress.console.print(f"[dim]{time.perf_counter() - start:6.0f} s[/dim]  {message}", soft_wrap=True)
+
+        def on_start(name: str, total: int) -> None:
+            progress.reset(task, total=total, description=f"train {name}")
+            log(f"{name}: {total} {'cases' if name == 'synthesis' else 'steps'}")
+
+        callbacks = Callbacks(on_start, lambda number, loss: progress.update(task, completed=number))
+        results = run_crossval(data, output, config, device, callbacks, on_progress=log, only_fold=only_fold)
     if not quiet:
-        console.print(results_markdown(results) if results else f"fold {only_fold} done in {output}")
+        typer.echo(results_markdown(results) if results else f"fold {only_fold} done in {output}")
+
+
+def _best_validation(score: float, folder: Path) -> str:
+    """The best validation score in words: segmenters score 1 - Dice, stage-1 models a mean absolute error."""
+    history = json.loads((folder / "history.json").read_text())["history"]
+    if any("ema_dice" in entry or "raw_dice" in entry for entry in history):
+        return f"Dice {1.0 - score:.4f} (higher is better)"
+    return f"healthy-brain mean absolute error {score:.4f} (lower is better)"
 
 
 def train(
@@ -258,8 +276,9 @@ def train(
                                regressor_config, ddpm_weights, residual_sampler, **common)
     if not quiet:
         for folder, result in results:
-            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation score "
-                          f"{result.best_score:.4f} at step {result.best_step}; weights in {folder / 'best.pt'}")
+            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation "
+                          f"{_best_validation(result.best_score, folder)} at step {result.best_step}; weights in "
+                          f"{folder / 'best.pt'}")
     exit_worker()
 
 

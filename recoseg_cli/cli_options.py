@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -21,8 +22,14 @@ def label_scheme(labels: str) -> Optional[str]:
 
 
 def patient_from_options(folder: Optional[Path], flair: Optional[Path], t1: Optional[Path],
-                         t1ce: Optional[Path], t2: Optional[Path], seg: Optional[Path]):
-    """A patient from a folder, or from explicit per-modality paths."""
+                         t1ce: Optional[Path], t2: Optional[Path], seg: Optional[Path], case_id: Optional[str] = None):
+    """A patient from a folder, or from explicit per-modality paths; ``case_id`` replaces the one found."""
+    patient = _patient(folder, flair, t1, t1ce, t2, seg)
+    return replace(patient, case_id=case_id) if case_id else patient
+
+
+def _patient(folder: Optional[Path], flair: Optional[Path], t1: Optional[Path], t1ce: Optional[Path],
+             t2: Optional[Path], seg: Optional[Path]):
     from recoseg_cli.io.discovery import discover_patient, patient_from_paths
 
     explicit = {"flair": flair, "t1": t1, "t1ce": t1ce, "t2": t2, "seg": seg}

@@ -206,7 +206,7 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
 
 
 def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str = "auto",
-                 callbacks: Callbacks = Callbacks(), on_case: Callable[[str], None] | None = None,
+                 callbacks: Callbacks = Callbacks(), on_progress: Callable[[str], None] | None = None,
                  only_fold: int | None = None) -> dict | None:
     """Train and score every fold (resuming finished parts), then write ``results.json`` and ``results.md``.
 
@@ -233,6 +233,8 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
         held_out = sorted(c for c, f in folds.items() if f == fold)
         fold_dir.mkdir(parents=True, exist_ok=True)
         write_json(fold_dir / "cases.json", {"train": [s.case_id for s in training], "test": held_out})
+        if on_progress:
+            on_progress(f"fold {fold}: {len(training)} training cases, {len(held_out)} held out")
         train_stage_one(training, manifest["config"], fold_dir, fold, config, torch_device, callbacks)
         weights = train_segmenters(cache, training, manifest["config"], fold_dir, fold, config, torch_device,
                                    callbacks)
@@ -243,8 +245,8 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
                 scores = []
                 for case in held_out:
                     scores.append({**evaluate_case(segmenter, folders[case]), "fold": fold})
-                    if on_case:
-                        on_case(f"fold {fold} {variant}: {case}")
+                    if on_progress:
+                        on_progress(f"fold {fold} {variant}: scored {case}")
                 write_json(scores_path, {"cases": scores})
             cases[variant] += json.loads(scores_path.read_text())["cases"]
         stage_one += _score_stage_one(fold_dir, held_out, folders, config, torch_device)
@@ -390,7 +392,8 @@ def results_markdown(results: dict) -> str:
         lines += ["## The residual's contribution: Dice of `recoseg` minus `modalities`, paired by case", "",
                   "| region | mean difference | 95% bootstrap CI | cases |", "| --- | --- | --- | --- |"]
         for region, diff in results["residual_effect"].items():
-            lines.append(f"| {REGION_ABBREVIATIONS[region]} | {diff['mean']:+.3f} | "
-                         f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] | {diff['n']} |")
+            interval = (f"[{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff["ci_low"] == diff["ci_low"]
+                        else "none (under 5 cases)")
+            lines.append(f"| {REGION_ABBREVIATIONS[region]} | {diff['mean']:+.3f} | {interval} | {diff['n']} |")
         lines.append("")
     return "\n".join(lines)

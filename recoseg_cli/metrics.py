@@ -168,10 +168,18 @@ def region_metrics(masks: dict[str, np.ndarray], seg: np.ndarray, spacing) -> di
     return out
 
 
+MIN_PAIRED = 5
+"""Fewer pairs than this get no bootstrap interval: resampling 2-4 values says little."""
+
+
 def paired_difference(first: list[float], second: list[float], seed: int = 0,
                       resamples: int = 10000) -> dict[str, float]:
-    """Mean of paired differences (first - second) with a 95% percentile-bootstrap confidence interval."""
+    """Mean of paired differences (first - second) with a 95% percentile-bootstrap confidence interval (NaN for
+    fewer than ``MIN_PAIRED`` pairs)."""
     diff = np.asarray(first, float) - np.asarray(second, float)
+    if len(diff) < MIN_PAIRED:
+        return {"mean": float(diff.mean()) if len(diff) else float("nan"), "ci_low": float("nan"),
+                "ci_high": float("nan"), "n": int(len(diff))}
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])

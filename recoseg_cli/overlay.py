@@ -6,18 +6,32 @@ from pathlib import Path
 
 import numpy as np
 
+from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import dice
 from recoseg_cli.regions import region_mask, subregion_masks
 
 SUBREGION_COLOURS = (("edema", "#2ca02c"), ("necrotic", "#d62728"), ("enhancing", "#ffd700"))
-RESIDUAL_RANGE = (0.0, 0.5)
-"""Fixed colour scale of the residual in normalized units (a z-score of 5 maps to 1), comparable across patients."""
+RESIDUAL_RANGE = (0.0, 2.5)
+"""Fixed colour scale of the residual in z-score units (brain standard deviations), comparable across patients."""
 
 
-def tumour_slice(mask: np.ndarray, truth: np.ndarray | None, brain: np.ndarray) -> int:
-    """Axial index with the most tumour (prediction, else ground truth), else the brain's middle."""
-    for volume in (mask, truth):
+PICTURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+"""Overlay file formats, from the file name's extension."""
+
+TRUTH_COLOURS = (("whole", "cyan"), ("core", "magenta"), ("enhancing", "white"))
+
+
+def check_picture_name(path: Path) -> None:
+    """Refuse an overlay name whose extension names no supported format."""
+    if path.suffix.lower() not in PICTURE_FORMATS:
+        raise InputError(f"{path}: overlay name must end in {', '.join(PICTURE_FORMATS)}")
+
+
+def tumour_slice(masks: dict[str, np.ndarray], truth: np.ndarray | None, brain: np.ndarray) -> int:
+    """Axial index with the most predicted enhancing tumour, else whole tumour, else ground truth, else the
+    brain's middle."""
+    for volume in (masks["enhancing"], masks["whole"], truth):
         if volume is not None and volume.any():
             return int(np.argmax(volume.sum(axis=(0, 1))))
     slices = np.flatnonzero(brain.any(axis=(0, 1)))
@@ -35,8 +49,10 @@ def _orientation_letters(axis) -> None:
 
 
 def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, masks: dict[str, np.ndarray],
-                  truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float) -> int:
-    """Save the overlay PNG for the slice with most predicted tumour (canonical volumes); returns its index."""
+                  truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float,
+                  warnings: list[str] = ()) -> int:
+    """Save the overlay (format from the extension) for the slice with most predicted enhancing tumour
+    (canonical volumes), with the warnings written on it; returns the slice index."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +61,7 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    z = tumour_slice(masks["whole"], truth if truth is None else truth > 0, brain)
+    z = tumour_slice(masks, truth if truth is None else truth > 0, brain)
     mri = _display(image[:, :, z])
     inside = mri[_display(brain[:, :, z])]
     vmin, vmax = (np.percentile(inside, [1, 99.5]) if inside.size else (mri.min(), mri.max()))
@@ -59,11 +75,11 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
         mri_axis.imshow(np.ma.masked_where(~plane, plane), cmap=ListedColormap([colour]), alpha=0.45, vmin=0, vmax=1)
         handles.append(Patch(color=colour, alpha=0.6, label=f"{name} (predicted)"))
     if truth is not None:
-        for region, style in (("whole", "-"), ("core", "--"), ("enhancing", ":")):
+        for region, colour in TRUTH_COLOURS:
             plane = _display(region_mask(truth[:, :, z], region, scheme)).astype(float)
             if plane.any():
-                mri_axis.contour(plane, levels=[0.5], colors="cyan", linestyles=style, linewidths=1.0)
-            handles.append(Line2D([], [], color="cyan", linestyle=style, label=f"ground truth {region}"))
+                mri_axis.contour(plane, levels=[0.5], colors=colour, linewidths=1.0)
+            handles.append(Line2D([], [], color=colour, label=f"ground truth {region}"))
     mri_axis.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8,
                     frameon=False)
     mri_axis.set_title("T1ce with predicted sub-regions", fontsize=10)
@@ -71,7 +87,7 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     shown = residual_axis.imshow(plane, cmap="magma", vmin=RESIDUAL_RANGE[0], vmax=RESIDUAL_RANGE[1])
     residual_axis.set_title("residual |T1ce - synthetic T1ce|", fontsize=10)
     bar = figure.colorbar(shown, ax=residual_axis, fraction=0.046, pad=0.02)
-    bar.set_label("normalized units (1 = z-score 5)", fontsize=8)
+    bar.set_label("z-score units (standard deviations of the brain's intensities)", fontsize=8)
     for axis in axes:
         axis.axis("off")
         _orientation_letters(axis)
@@ -83,6 +99,11 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
             for region, abbr in (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")))
     figure.suptitle(f"{title}, axial slice {z}\n{summary}", fontsize=11)
     figure.tight_layout()
-    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format="png"))
+    if warnings:
+        figure.subplots_adjust(bottom=0.08 + 0.035 * len(warnings))
+        figure.text(0.01, 0.01, "\n".join(f"warning: {w}" for w in warnings), color="#b00000", fontsize=7,
+                    ha="left", va="bottom", wrap=True)
+    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")
+    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt))
     plt.close(figure)
     return z

@@ -4,7 +4,7 @@ assemble the segmenter's input channels, and put slice outputs back into the pat
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +27,8 @@ class PatientVolumes:
     geometry: Geometry
     seg: np.ndarray | None
     label_scheme: str
+    warnings: list[str] = field(default_factory=list)
+    """Problems with optional inputs (an unusable ground truth)."""
 
     @property
     def zooms(self) -> tuple[float, float, float]:
@@ -39,32 +41,25 @@ def default_label_scheme(patient: Patient) -> str:
 
 
 def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: str | None = None) -> PatientVolumes:
-    """Load ``modalities`` (all required) and the segmentation if present, checking grid, brain and labels."""
+    """Load ``modalities`` (all required) and the segmentation if present, checking grid, brain and labels.
+
+    The segmentation is optional: an unreadable or all-zero one is dropped with a warning (no metrics)."""
     patient.require(modalities)
     scheme = label_scheme or default_label_scheme(patient)
     if scheme not in LABEL_SCHEMES:
         raise InputError(f"unknown label scheme {scheme!r}; choose one of {', '.join(LABEL_SCHEMES)}")
-    seg_path = patient.seg
-    paths = [patient.images[m] for m in modalities] + ([seg_path] if seg_path is not None else [])
+    paths = [patient.images[m] for m in modalities]
     loaded = _load_volumes(paths)
+    geometry = _shared_grid(dict(zip(modalities, paths)), [g for _, g in loaded])
     images: dict[str, np.ndarray] = {}
-    reference: tuple[str, Geometry] | None = None
-    for modality, path, (data, geometry) in zip(modalities, paths, loaded):
-        if reference is None:
-            reference = (str(path), geometry)
-        elif not geometry.matches(reference[1]):
-            raise InputError(_grid_mismatch(reference, str(path), geometry))
+    for modality, path, (data, _) in zip(modalities, paths, loaded):
         if not np.any(data):
             raise InputError(f"{path}: image is empty (all voxels are zero)")
         images[modality] = data
-    assert reference is not None
-    seg = None
-    if seg_path is not None:
-        seg_data, seg_geometry = loaded[-1]
-        if not seg_geometry.matches(reference[1]):
-            raise InputError(_grid_mismatch(reference, str(seg_path), seg_geometry))
-        seg = _checked_labels(seg_data, scheme, str(seg_path))
-    return PatientVolumes(patient=patient, images=images, geometry=reference[1], seg=seg, label_scheme=scheme)
+    warnings: list[str] = []
+    seg = _optional_seg(patient.seg, geometry, scheme, warnings) if patient.seg is not None else None
+    return PatientVolumes(patient=patient, images=images, geometry=geometry, seg=seg, label_scheme=scheme,
+                          warnings=warnings)
 
 
 def _load_volumes(paths: list[Path]) -> list[tuple[np.ndarray, Geometry]]:
@@ -73,11 +68,45 @@ def _load_volumes(paths: list[Path]) -> list[tuple[np.ndarray, Geometry]]:
         return list(pool.map(load_volume, paths))
 
 
-def _grid_mismatch(reference: tuple[str, Geometry], path: str, geometry: Geometry) -> str:
-    ref_path, ref = reference
-    if ref.shape != geometry.shape:
-        return f"{path}: shape {geometry.shape} differs from {ref_path} {ref.shape}"
-    return f"{path}: affine differs from {ref_path} (max difference {np.abs(ref.affine - geometry.affine).max():.4g})"
+def _shared_grid(paths: dict[str, Path], geometries: list[Geometry]) -> Geometry:
+    """The grid the images share; a mismatch names the odd file out (the one off the majority's grid, or off
+    T1ce's when there is no majority)."""
+    roles = list(paths)
+    groups = [[i for i, g in enumerate(geometries) if g.matches(h)] for h in geometries]
+    majority = max(groups, key=len)
+    if len(majority) * 2 <= len(geometries) and "t1ce" in roles:
+        majority = groups[roles.index("t1ce")]
+    reference = geometries[majority[0]]
+    odd = next((i for i in range(len(geometries)) if i not in majority), None)
+    if odd is not None:
+        names = ", ".join(paths[roles[i]].name for i in majority)
+        raise InputError(_grid_mismatch(str(paths[roles[odd]]), geometries[odd], reference, names))
+    return reference
+
+
+def _grid_mismatch(path: str, geometry: Geometry, reference: Geometry, names: str) -> str:
+    if reference.shape != geometry.shape:
+        what = f"shape {geometry.shape} differs from {reference.shape} of {names}"
+    else:
+        what = f"affine differs from that of {names} (max difference {np.abs(reference.affine - geometry.affine).max():.4g})"
+    return (f"{path}: {what}; every sequence must be on one voxel grid: resample it onto the others' grid "
+            "(co-register it) first")
+
+
+def _optional_seg(path: Path, geometry: Geometry, scheme: str, warnings: list[str]) -> np.ndarray | None:
+    """The ground truth in the images' grid, or None with a warning when it cannot be used."""
+    try:
+        data, seg_geometry = load_volume(path)
+    except InputError as error:
+        warnings.append(f"ground truth not used ({error}); no metrics")
+        return None
+    if not seg_geometry.matches(geometry):
+        raise InputError(_grid_mismatch(str(path), seg_geometry, geometry, "the images"))
+    seg = _checked_labels(data, scheme, str(path))
+    if not seg.any():
+        warnings.append(f"ground truth {path.name} is empty (all zero); no metrics")
+        return None
+    return seg
 
 
 def _checked_labels(seg: np.ndarray, scheme: str, path: str) -> np.ndarray:

@@ -57,7 +57,7 @@ def test_missing_t1ce_is_reported_not_fatal_at_discovery(tmp_path):
     folder = touch(tmp_path / "p", "p_flair.nii.gz", "p_t1.nii.gz", "p_t2.nii.gz")
     patient = discover_patient(folder)
     assert patient.missing == ("t1ce",)
-    with pytest.raises(InputError, match=r"missing t1ce \(looked for t1ce: names ending in t1ce/t1c/t1gd"):
+    with pytest.raises(InputError, match=r"missing t1ce; found flair p_flair.nii.gz, t1 p_t1.nii.gz, t2 p_t2.nii.gz; looked for t1ce: names ending in t1ce/t1c/t1gd"):
         patient.require(("flair", "t1", "t1ce", "t2"))
 
 
@@ -79,9 +79,22 @@ def test_explicit_paths(tmp_path):
     patient = patient_from_paths({"flair": tmp_path / "a.nii.gz", "t1": tmp_path / "b.nii.gz",
                                   "t2": tmp_path / "c.nii.gz", "t1ce": None})
     assert patient.missing == ("t1ce",)
-    assert patient.case_id == "a"
+    assert patient.case_id == tmp_path.name  # no role in the names: the folder names the case
+    touch(tmp_path, "P7_flair.nii.gz", "P7_t2.nii.gz")
+    named = patient_from_paths({"flair": tmp_path / "P7_flair.nii.gz", "t2": tmp_path / "P7_t2.nii.gz"})
+    assert named.case_id == "P7"
+    assert patient_from_paths({"flair": tmp_path / "P7_flair.nii.gz"}, case_id="sub-01").case_id == "sub-01"
+    with pytest.raises(InputError, match=r"^missing t1: --t1 is required \(or give a patient folder\)$"):
+        named.require(("flair", "t1", "t2"))
     with pytest.raises(InputError, match="file not found"):
         patient_from_paths({"flair": tmp_path / "nope.nii.gz"})
+
+
+def test_a_folder_missing_modalities_lists_each_and_what_was_found(tmp_path):
+    folder = touch(tmp_path / "p", "p_flair.nii.gz", "p_t2.nii.gz")
+    with pytest.raises(InputError, match=r"p: missing t1 \(t1ce also absent, optional\); found flair p_flair.nii.gz, "
+                                         r"t2 p_t2.nii.gz; looked for t1: names ending in"):
+        discover_patient(folder).require(("flair", "t1", "t2"))
 
 
 def test_cohort_nesting_sorting_and_depth(tmp_path):

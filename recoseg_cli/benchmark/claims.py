@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from recoseg_cli.benchmark.plan import TARGETS
-from recoseg_cli.metrics import paired_difference
+from recoseg_cli.metrics import MIN_PAIRED, paired_difference
 
 
 def claims(label_fractions: list[float]) -> list[dict]:
@@ -24,12 +24,8 @@ def claims(label_fractions: list[float]) -> list[dict]:
     ]
 
 
-MIN_PATIENTS = 5
-"""Fewer paired patients than this get no verdict: a bootstrap over 2-4 values says little."""
-
-
 def verdict(difference: dict) -> str:
-    if difference["n"] < MIN_PATIENTS:
+    if difference["n"] < MIN_PAIRED:
         return "too few patients"
     if difference["ci_low"] > 0:
         return "holds"

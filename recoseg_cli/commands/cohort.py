@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recoseg_cli.api import Segmenter
-from recoseg_cli.commands.segment import STAGES, SegmentOptions, extra_path, next_stage, write_outputs
+from recoseg_cli.commands.segment import STAGES, SegmentOptions, extra_path, next_stage, summary_line, write_outputs
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.console import error as print_error
 from recoseg_cli.errors import InputError, RecosegError
@@ -50,6 +50,9 @@ def cohort_names(root: Path, folders: list[Path]) -> list[str]:
 def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[CaseResult]:
     """Segment every patient folder under ``root`` into ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report
     ``case_id`` the same name); failures are collected, existing masks skipped with ``--skip-existing``."""
+    if Path(out_dir).name.lower().endswith((".nii", ".nii.gz")):
+        raise InputError(f"{out_dir}: a folder of patients writes one mask each into a folder; give a folder name, "
+                         "not a .nii/.nii.gz file name")
     check_output_folder(out_dir)
     resuming = options.skip_existing and options.report is not None and Path(options.report).is_file()
     check_output_file(options.report, options.overwrite or resuming)
@@ -64,9 +67,9 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
     if existing and not options.overwrite:
         remedy = "--overwrite" if options.skip_existing else "--skip-existing or --overwrite"
         raise InputError(f"{existing[0]}: already exists ({len(existing)} outputs do); use {remedy}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if options.overlay is not None:
-        Path(options.overlay).mkdir(parents=True, exist_ok=True)
+    created = [folder for folder in (out_dir, options.overlay) if folder is not None and not Path(folder).exists()]
+    for folder in created:
+        Path(folder).mkdir(parents=True, exist_ok=True)
     previous = _previous_reports(options.report) if resuming else {}
     segmenter = options.segmenter()
     results: list[CaseResult] = []
@@ -81,6 +84,11 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
             results.append(_run_case(segmenter, options, folder, name, output, lambda stage, name=name: progress.update(
                 task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
             progress.update(task, advance=1)
+            if not options.quiet and results[-1].report:
+                progress.console.print(summary_line(results[-1].report), soft_wrap=True)
+    for folder in created:
+        if not any(Path(folder).iterdir()):
+            Path(folder).rmdir()  # nothing was written: leave no empty folder behind
     if options.report is not None:
         reports = [r.report for r in results if r.report]
         write_json(options.report, {"summary": cohort_summary(reports),

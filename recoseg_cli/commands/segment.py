@@ -16,7 +16,7 @@ from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import save_volume
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.metrics import region_metrics
-from recoseg_cli.overlay import write_overlay
+from recoseg_cli.overlay import check_picture_name, write_overlay
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 from recoseg_cli.regions import region_volumes_ml
 
@@ -81,9 +81,10 @@ def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options:
     if options.overlay is not None:
         overlay = Path(options.overlay)
         image = volumes.images.get("t1ce", volumes.images["flair"])
-        write_overlay(overlay / f"{patient.case_id}.png" if overlay.is_dir() else overlay, image, residual_volume,
+        residual_z = residual_volume * segmenter.preprocess.clip if residual_volume is not None else None
+        write_overlay(overlay / f"{patient.case_id}.png" if overlay.is_dir() else overlay, image, residual_z,
                       masks, volumes.seg, volumes.label_scheme, prepared.sliced.volume_brain, patient.case_id,
-                      prediction.voxel_ml)
+                      prediction.voxel_ml, prediction.warnings)
         timer.lap("overlay")
     for message in prediction.warnings:
         warn(f"{patient.case_id}: {message}")
@@ -140,6 +141,7 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
         check_output_file(extra_path(output, kind), options.overwrite)
     if options.overlay is not None and not Path(options.overlay).is_dir():
         check_output_file(options.overlay, options.overwrite)
+        check_picture_name(Path(options.overlay))
     segmenter = options.segmenter()
     with progress_bar(options.quiet) as progress:
         overlay = options.overlay is not None
@@ -155,8 +157,17 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     if options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
-        volumes = report["volumes_ml"]
-        console.print(f"{patient.case_id}: whole tumour {volumes['whole']:.1f} mL (core {volumes['core']:.1f}, "
-                      f"enhancing {volumes['enhancing']:.1f}), "
-                      f"{report['seconds_total']:.1f} s -> {output}", soft_wrap=True)
+        console.print(summary_line(report), soft_wrap=True)
     return report
+
+
+def summary_line(report: dict) -> str:
+    """One patient's result in one line: volumes, Dice against its ground truth when it has one, time, file."""
+    volumes = report["volumes_ml"]
+    line = (f"{report['case_id']}: whole tumour {volumes['whole']:.1f} mL (core {volumes['core']:.1f}, "
+            f"enhancing {volumes['enhancing']:.1f})")
+    if "metrics_vs_ground_truth" in report:
+        metrics = report["metrics_vs_ground_truth"]
+        line += ", Dice " + ", ".join(f"{abbr} {metrics[region]['dice']:.3f}" for region, abbr in
+                                      (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")) if region in metrics)
+    return f"{line}, {report['seconds_total']:.1f} s -> {report['output']}"

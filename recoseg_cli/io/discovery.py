@@ -114,11 +114,19 @@ class Patient:
         return tuple(m for m in MODALITIES if m not in self.images)
 
     def require(self, modalities: tuple[str, ...]) -> None:
-        """Fail with the names looked for when any of ``modalities`` is absent."""
+        """Fail when any of ``modalities`` is absent, naming every missing one and the files found."""
         absent = [m for m in modalities if m not in self.images]
-        if absent:
-            where = self.folder or "the given paths"
-            raise InputError(f"{where}: missing {', '.join(absent)} (looked for {looked_for(absent)})")
+        if not absent:
+            return
+        if self.folder is None:
+            options = " and ".join(f"--{m}" for m in absent)
+            raise InputError(f"missing {', '.join(absent)}: {options} {'is' if len(absent) == 1 else 'are'} required "
+                             "(or give a patient folder)")
+        optional = [m for m in self.missing if m not in absent]
+        also = f" ({', '.join(optional)} also absent, optional)" if optional else ""
+        found = ", ".join(f"{m} {p.name}" for m, p in self.images.items())
+        raise InputError(f"{self.folder}: missing {', '.join(absent)}{also}; found {found}; looked for "
+                         f"{looked_for(absent)}")
 
 
 def _nifti_files(folder: Path) -> list[Path]:
@@ -194,9 +202,19 @@ def patient_from_paths(paths: dict[str, str | Path | None], case_id: str | None 
     seg = Path(paths["seg"]) if paths.get("seg") else None
     if seg is not None and not seg.is_file():
         raise InputError(f"{seg}: file not found")
-    first = images.get("flair", next(iter(images.values())))
-    name = case_id or NIFTI.sub("", first.name)
-    return Patient(case_id=name, images=images, seg=seg)
+    return Patient(case_id=case_id or _case_id_of_files(images), images=images, seg=seg)
+
+
+def _case_id_of_files(images: dict[str, Path]) -> str:
+    """The case id the file names share before their roles (``P1_flair.nii.gz`` -> ``P1``), else the name of the
+    folder holding them, else the first file's name."""
+    roles = [read_role(path.name) for path in images.values()]
+    cases = {role.case for role in roles if role is not None and role.case}
+    if len(cases) == 1:
+        return cases.pop()
+    folders = {path.resolve().parent for path in images.values()}
+    first = next(iter(images.values()))
+    return folders.pop().name if len(folders) == 1 and first.resolve().parent.name else NIFTI.sub("", first.name)
 
 
 def find_patient_folders(root: str | Path, max_depth: int = 3) -> list[Path]:

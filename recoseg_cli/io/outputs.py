@@ -21,9 +21,20 @@ def check_output_file(path: Path | None, overwrite: bool) -> None:
         raise InputError(f"{path}: is a folder, expected a file path")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: already exists; use --overwrite to replace it")
-    blocking = next((parent for parent in path.parents if parent.exists()), None)
+    blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise InputError(f"{blocking}: is a file, so {path} cannot be written below it")
+    if blocking is not None:
+        check_writable(blocking, path)
+
+
+def check_writable(folder: Path, path: Path) -> None:
+    """Refuse ``path`` when ``folder`` (its nearest existing folder) does not take new files, with the reason."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
 
 
 def check_nifti_output(path: Path, overwrite: bool) -> None:
@@ -34,9 +45,14 @@ def check_nifti_output(path: Path, overwrite: bool) -> None:
 
 
 def check_output_folder(path: Path) -> None:
-    """Refuse a folder output that is an existing file."""
-    if Path(path).exists() and not Path(path).is_dir():
+    """Refuse a folder output that is an existing file, or that cannot be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
         raise InputError(f"{path}: is a file, expected a folder")
+    nearest = next(folder for folder in (path.absolute(), *path.absolute().parents) if folder.exists())
+    if not nearest.is_dir():
+        raise InputError(f"{nearest}: is a file, so {path} cannot be created below it")
+    check_writable(nearest, path)
 
 
 def write_atomically(path: Path, write) -> None:
