@@ -42,6 +42,7 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
                                  "--ddpm-steps", "2", "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu"],
                                 capsys)
     assert code == 0, err
+    assert "fold 0: 2 training cases, 1 held out" in err and "fold 2 recoseg: scored Synth_" in err  # log lines
     results = json.loads((out / "results.json").read_text())
     for variant in ("recoseg", "modalities"):
         scored = [case["case_id"] for case in results["variants"][variant]["cases"]]
@@ -59,6 +60,7 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
         assert stage_one[f"{name}_healthy_ssim"]["n"] == 3
     markdown = (out / "results.md").read_text()
     assert "recoseg, post-processing: none" in markdown and "| L1 regressor |" in markdown
+    assert "| WT | " in markdown and "none (under 5 cases)" in markdown  # no bootstrap over 3 cases
     assert "| other | 3 |" in markdown  # per-institution table: synthetic case ids name no institution
     record = json.loads((out / "crossval.json").read_text())
     del record["batch_dice"]  # a run recorded before the option existed trained without it

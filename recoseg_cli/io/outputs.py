@@ -34,7 +34,7 @@ def check_writable(folder: Path, path: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(f"{path}: cannot write in {folder} ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot create files in {folder} ({exc.strerror})") from None
 
 
 def check_nifti_output(path: Path, overwrite: bool) -> None:
