@@ -51,6 +51,19 @@ class Prediction:
     warnings: list[str]
     sequence_checks: dict[str, float] = field(default_factory=dict)
     """``checks.sequence_statistics`` of the inputs (positive when the sequences' roles look right)."""
+    mirrored: dict[str, np.ndarray] | None = None
+    """Region probabilities of the left-right mirrored slices (mirrored back), when asked for."""
+
+    def uncertainty(self) -> np.ndarray:
+        """Per voxel, the largest over regions of the binary entropy (bits, in [0, 1]) of the mean of the plain
+        and mirrored probabilities; needs ``mirrored``."""
+        return np.max([binary_entropy((self.probabilities[r] + self.mirrored[r]) / 2) for r in self.probabilities],
+                      axis=0)
+
+    def uncertainty_score(self) -> float:
+        """One number per case for sorting: the mean voxel uncertainty where either pass finds whole tumour."""
+        tumour = (self.probabilities["whole"] > 0.5) | (self.mirrored["whole"] > 0.5)
+        return round(float(self.uncertainty()[tumour].mean()), 4) if tumour.any() else 0.0
 
     @property
     def voxel_ml(self) -> float:
@@ -81,6 +94,9 @@ class SegmentationResult:
     """Per region (whole, core, enhancing) float32 probabilities, when asked for."""
     residual: nib.Nifti1Image | None = None
     synth: nib.Nifti1Image | None = None
+    uncertainty: nib.Nifti1Image | None = None
+    """Per-voxel uncertainty in [0, 1] (``Prediction.uncertainty``), when asked for."""
+    uncertainty_score: float | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -127,10 +143,11 @@ class Segmenter:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, bf16)
 
     def __call__(self, patient: PatientLike, *, probabilities: bool = False, residual: bool = False,
-                 synth: bool = False) -> SegmentationResult:
-        """Segment one patient; ``probabilities``, ``residual`` and ``synth`` add those images to the result."""
+                 synth: bool = False, uncertainty: bool = False) -> SegmentationResult:
+        """Segment one patient; ``probabilities``, ``residual``, ``synth`` and ``uncertainty`` add those images
+        to the result (``uncertainty`` costs a second segmenter pass on the mirrored slices)."""
         found = as_patient(patient)
-        prediction = self.predict(found)
+        prediction = self.predict(found, mirrored=uncertainty)
         masks, labels = self.label_map(prediction)
         volumes = prediction.prepared.volumes
         geometry = volumes.geometry
@@ -147,10 +164,14 @@ class Segmenter:
             result.residual = to_image(prediction.residual_volume() * clip, geometry, np.float32)
         if synth and prediction.synth is not None:
             result.synth = to_image(prediction.synth_volume() * clip, geometry, np.float32)
+        if uncertainty:
+            result.uncertainty = to_image(prediction.uncertainty(), geometry, np.float32)
+            result.uncertainty_score = prediction.uncertainty_score()
         return result
 
-    def predict(self, patient: Patient, on_stage=None, on_slices=None) -> Prediction:
-        """Region probabilities of one patient (no files written).
+    def predict(self, patient: Patient, on_stage=None, on_slices=None, mirrored: bool = False) -> Prediction:
+        """Region probabilities of one patient (no files written); ``mirrored`` adds those of the left-right
+        mirrored slices.
 
         ``on_stage(name)`` is called as each of ``STAGES`` ends; ``on_slices(stage, done, total)`` as the networks
         finish batches of slices (stage "synthesis" or "segmentation").
@@ -190,10 +211,18 @@ class Segmenter:
                             "look not skull-stripped; the models expect skull-stripped scans like BraTS's")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
         slices = self.network.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
-        probabilities = {region: sliced.transform.inverse(slices[:, k], "linear")
-                         for k, region in enumerate(self.targets)}
+        probabilities = self._restacked(sliced, slices)
+        flipped = None
+        if mirrored:  # left-right: the first in-plane axis of the canonical (RAS) slices
+            mirror = self.network.predict(np.ascontiguousarray(inputs[..., ::-1, :]), sliced.brain[:, ::-1],
+                                          self.batch_size)
+            flipped = self._restacked(sliced, np.ascontiguousarray(mirror[..., ::-1, :]))
         timer.lap("segmentation")
-        return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks)
+        return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks, flipped)
+
+    def _restacked(self, sliced, slices: np.ndarray) -> dict[str, np.ndarray]:
+        """Per region, (N, K, S, S) slice probabilities back in the canonical voxel grid."""
+        return {region: sliced.transform.inverse(slices[:, k], "linear") for k, region in enumerate(self.targets)}
 
     def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
@@ -206,6 +235,12 @@ class Segmenter:
         labels = (masks["whole"].astype(np.uint8) if self.whole_tumour
                   else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme))
         return masks, labels
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in bits of a Bernoulli probability (0 at 0 and 1, 1 at 0.5)."""
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return (-(q * np.log2(q) + (1 - q) * np.log2(1 - q))).astype(np.float32)
 
 
 def segment(patient: PatientLike, output: str | Path | None = None, overwrite: bool = False,

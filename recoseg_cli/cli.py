@@ -98,13 +98,18 @@ def segment(
     whole_tumour: bool = typer.Option(False, "--whole-tumour/--sub-regions",
                                       help="Write a binary whole-tumour mask (1) instead of the BraTS sub-region labels."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities/--no-save-probabilities",
-                                            help="Also write <mask>_prob.nii.gz (float32)."),
+                                            help="Also write the float32 probabilities: <mask>_prob.nii.gz (whole "
+                                                 "tumour), _prob_core and _prob_enhancing."),
+    save_uncertainty: bool = typer.Option(False, "--save-uncertainty/--no-save-uncertainty",
+                                          help="Also write <mask>_uncertainty.nii.gz (per voxel, 0-1, from a second "
+                                               "pass on mirrored slices) and a per-case score in the report."),
     save_residual: bool = typer.Option(False, "--save-residual/--no-save-residual",
                                        help="Also write <mask>_residual.nii.gz (z-score units)."),
     save_synth: bool = typer.Option(False, "--save-synth/--no-save-synth",
                                     help="Also write <mask>_synth.nii.gz, the synthetic T1ce (z-score units)."),
     overlay: Optional[Path] = typer.Option(None, help="PNG picture (one patient) or folder of <case>.png (several)."),
-    report: Optional[Path] = typer.Option(None, help="JSON report: volume, timings, weights, versions, device."),
+    report: Optional[Path] = typer.Option(None, help="Report: .json (volumes, checks, timings, weights, versions, "
+                                                     "device) or .csv (one row per patient)."),
     seed: int = SEED,
     batch_size: Optional[int] = BATCH_SIZE,
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
@@ -133,8 +138,10 @@ def segment(
     from recoseg_cli.commands.cohort import segment_cohort
     from recoseg_cli.commands.segment import SegmentOptions, segment_one
 
-    save = tuple(name for name, on in (("probabilities", save_probabilities), ("residual", save_residual),
-                                       ("synth", save_synth)) if on)
+    save = tuple(name for name, on in (("probabilities", save_probabilities),
+                                       ("probabilities_core", save_probabilities),
+                                       ("probabilities_enhancing", save_probabilities), ("residual", save_residual),
+                                       ("synth", save_synth), ("uncertainty", save_uncertainty)) if on)
     options = SegmentOptions(
         weights=weights, device=device, sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,

@@ -2,6 +2,7 @@
 
 import json
 
+import nibabel as nib
 import numpy as np
 
 from conftest import TINY, run_cli, write_nifti
@@ -108,3 +109,28 @@ def test_15_the_overlay_shows_the_slice_with_most_enhancing_tumour():
     masks = {"whole": whole | enhancing, "core": enhancing, "enhancing": enhancing}
     assert tumour_slice(masks, None, whole) == 4
     assert tumour_slice({**masks, "enhancing": np.zeros_like(whole)}, None, whole) == 1
+
+
+def test_cohort_csv_report_two_shards_merge_and_uncertainty(tmp_path, tiny_volumes, tiny_weights, capsys):
+    import csv
+
+    root = cohort(tmp_path / "c", tiny_volumes, ["A", "B", "C"])
+    base = ["segment", root, "-o", tmp_path / "masks", "--weights", tiny_weights["seg"], "--save-uncertainty",
+            "--save-probabilities", "-q"]
+    for shard in ("0/2", "1/2"):  # as two jobs of a Slurm array would
+        code, _, err = run_cli(base + ["--shard", shard, "--report", tmp_path / f"r{shard[0]}.csv"], capsys)
+        assert code == 0, err
+    rows = [row for shard in "01" for row in csv.DictReader(open(tmp_path / f"r{shard}.csv"))]
+    assert sorted(row["case_id"] for row in rows) == ["A", "B", "C"] and {row["status"] for row in rows} == {"ok"}
+    for row in rows:
+        assert 0.0 <= float(row["uncertainty_score"]) <= 1.0 and float(row["dice_whole"]) >= 0.0
+        assert float(row["whole_ml"]) >= float(row["core_ml"]) >= float(row["enhancing_ml"])
+    uncertainty = np.asarray(nib.load(str(tmp_path / "masks" / "A_uncertainty.nii.gz")).dataobj)
+    assert uncertainty.shape == TINY.shape and 0 <= uncertainty.min() and uncertainty.max() <= 1
+    for suffix in ("_prob", "_prob_core", "_prob_enhancing"):
+        assert (tmp_path / "masks" / f"B{suffix}.nii.gz").is_file()
+    code, _, err = run_cli(base + ["--skip-existing", "--report", tmp_path / "r0.csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(open(tmp_path / "r0.csv")))
+    assert {row["case_id"]: row["status"] for row in rows} == {"A": "skipped", "B": "skipped", "C": "skipped"}
+    assert next(r for r in rows if r["case_id"] == "A")["uncertainty_score"] != ""  # kept from the earlier run

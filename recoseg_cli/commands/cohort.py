@@ -16,6 +16,7 @@ from recoseg_cli.errors import InputError, RecosegError
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
+from recoseg_cli.io.report_table import failed_row, is_csv, read_rows, report_row, write_rows
 from recoseg_cli.metrics import summary_stats
 
 
@@ -89,7 +90,11 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
     for folder in created:
         if not any(Path(folder).iterdir()):
             Path(folder).rmdir()  # nothing was written: leave no empty folder behind
-    if options.report is not None:
+    if options.report is not None and is_csv(options.report):
+        write_rows(options.report, [failed_row(r.case_id, r.error) if r.error else
+                                    report_row(r.report or {"case_id": r.case_id}, "skipped" if r.skipped else "ok")
+                                    for r in results])
+    elif options.report is not None:
         reports = [r.report for r in results if r.report]
         write_json(options.report, {"summary": cohort_summary(reports),
                                     "cases": [r.report or {"case_id": r.case_id, "error": r.error,
@@ -123,6 +128,8 @@ def _case_outputs(out_dir: Path, name: str, options: SegmentOptions) -> list[Pat
 
 def _previous_reports(path: Path) -> dict[str, dict]:
     """Per-case entries of an earlier cohort report (to keep those of skipped patients)."""
+    if is_csv(path):
+        return read_rows(path)
     try:
         cases = json.loads(Path(path).read_text())["cases"]
         return {case["case_id"]: case for case in cases if "output" in case}

@@ -15,6 +15,7 @@ from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import save_volume
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file
+from recoseg_cli.io.report_table import is_csv, report_row, write_rows
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.overlay import check_picture_name, write_overlay
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
@@ -31,7 +32,12 @@ def next_stage(finished: str, overlay: bool) -> str:
     return stages[index] if index < len(stages) else "done"
 
 
-EXTRA_OUTPUTS = {"probabilities": "_prob", "residual": "_residual", "synth": "_synth"}
+EXTRA_OUTPUTS = {"probabilities": "_prob", "probabilities_core": "_prob_core",
+                 "probabilities_enhancing": "_prob_enhancing", "residual": "_residual", "synth": "_synth",
+                 "uncertainty": "_uncertainty"}
+"""Extra images a patient can write beside its mask, by kind, and their name suffixes."""
+
+PROBABILITY_KINDS = {"probabilities": "whole", "probabilities_core": "core", "probabilities_enhancing": "enhancing"}
 
 
 @dataclass
@@ -69,7 +75,7 @@ class SegmentOptions:
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
                   on_slices=None) -> dict:
     """Segment one patient and write the mask (and asked-for extras and overlay); returns its report."""
-    prediction = segmenter.predict(patient, on_stage, on_slices)
+    prediction = segmenter.predict(patient, on_stage, on_slices, mirrored="uncertainty" in options.save)
     prepared, volumes = prediction.prepared, prediction.prepared.volumes
     timer = StageTimer(on_stage, prediction.seconds)
     masks, labels = segmenter.label_map(prediction)
@@ -93,8 +99,11 @@ def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options:
 
 def _save_extras(output: Path, prediction: Prediction, residual, save: tuple[str, ...], clip: float) -> None:
     geometry = prediction.prepared.volumes.geometry
-    if "probabilities" in save:
-        save_volume(prediction.probabilities["whole"], geometry, extra_path(output, "probabilities"), np.float32)
+    for kind, region in PROBABILITY_KINDS.items():
+        if kind in save:
+            save_volume(prediction.probabilities[region], geometry, extra_path(output, kind), np.float32)
+    if "uncertainty" in save:
+        save_volume(prediction.uncertainty(), geometry, extra_path(output, "uncertainty"), np.float32)
     if "residual" in save and residual is not None:
         save_volume(residual * clip, geometry, extra_path(output, "residual"), np.float32)
     if "synth" in save and prediction.synth is not None:
@@ -114,6 +123,7 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Pr
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
         "warnings": prediction.warnings, "sequence_checks": prediction.sequence_checks,
+        "uncertainty_score": prediction.uncertainty_score() if prediction.mirrored is not None else None,
         "postprocess": segmenter.postprocess.to_dict(),
         "sampler": segmenter.sampler.to_dict(), "channels": list(segmenter.channels),
         "regions": list(segmenter.targets),
@@ -127,7 +137,7 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Pr
 
 
 def extra_path(output: Path, kind: str) -> Path:
-    """``mask.nii.gz`` -> ``mask_prob.nii.gz`` (and _residual, _synth)."""
+    """``mask.nii.gz`` -> ``mask_prob.nii.gz`` (and the other suffixes of ``EXTRA_OUTPUTS``)."""
     name = output.name
     stem = name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name.rsplit(".", 1)[0]
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
@@ -154,7 +164,9 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
 
         report = write_outputs(segmenter, patient, output, options,
                                lambda stage: progress.update(task, info=next_stage(stage, overlay)), on_slices)
-    if options.report is not None:
+    if options.report is not None and is_csv(options.report):
+        write_rows(options.report, [report_row(report)])
+    elif options.report is not None:
         write_json(options.report, report)
     if not options.quiet:
         console.print(summary_line(report), soft_wrap=True)
