@@ -21,6 +21,7 @@ from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
 
 app = typer.Typer(name="recoseg", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Brain tumour segmentation with residual-guided cross-modal diffusion (ReCoSeg).")
 
 

@@ -134,3 +134,12 @@ def test_cohort_csv_report_two_shards_merge_and_uncertainty(tmp_path, tiny_volum
     rows = list(csv.DictReader(open(tmp_path / "r0.csv")))
     assert {row["case_id"]: row["status"] for row in rows} == {"A": "skipped", "B": "skipped", "C": "skipped"}
     assert next(r for r in rows if r["case_id"] == "A")["uncertainty_score"] != ""  # kept from the earlier run
+
+
+def test_12_help_at_80_columns_keeps_every_option_name_whole(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in ("segment", "train", "crossval", "benchmark"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0 and "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    code, out, _ = run_cli(["segment", "--help"], capsys)
+    assert "--save-probabilities / --no-save-probabilities" in out and "$RECOSEG_WEIGHTS" in out
