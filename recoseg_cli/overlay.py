@@ -50,9 +50,10 @@ def _orientation_letters(axis) -> None:
 
 def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, masks: dict[str, np.ndarray],
                   truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float,
-                  warnings: list[str] = ()) -> int:
+                  warnings: list[str] = (), uncertainty: np.ndarray | None = None) -> int:
     """Save the overlay (format from the extension) for the slice with most predicted enhancing tumour
-    (canonical volumes), with the warnings written on it; returns the slice index."""
+    (canonical volumes), with the warnings written on it and a third panel for the uncertainty map when given;
+    returns the slice index."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,8 +66,9 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     mri = _display(image[:, :, z])
     inside = mri[_display(brain[:, :, z])]
     vmin, vmax = (np.percentile(inside, [1, 99.5]) if inside.size else (mri.min(), mri.max()))
-    figure, axes = plt.subplots(1, 2, figsize=(11, 5.6), dpi=110)
-    mri_axis, residual_axis = axes
+    panels = 2 if uncertainty is None else 3
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 5.6), dpi=110)
+    mri_axis, residual_axis = axes[:2]
     mri_axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
     handles = []
     subregions = subregion_masks({region: mask[:, :, z] for region, mask in masks.items()})
@@ -88,6 +90,11 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     residual_axis.set_title("residual |T1ce - synthetic T1ce|", fontsize=10)
     bar = figure.colorbar(shown, ax=residual_axis, fraction=0.046, pad=0.02)
     bar.set_label("z-score units (standard deviations of the brain's intensities)", fontsize=8)
+    if uncertainty is not None:
+        shown = axes[2].imshow(_display(uncertainty[:, :, z]), cmap="viridis", vmin=0.0, vmax=1.0)
+        axes[2].set_title("uncertainty (mirrored-pass entropy)", fontsize=10)
+        figure.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02).set_label("bits (0 = certain, 1 = a coin toss)",
+                                                                                fontsize=8)
     for axis in axes:
         axis.axis("off")
         _orientation_letters(axis)

@@ -1,6 +1,8 @@
 """The rough edges a new user hit, one test each (numbers as in the README's table of them)."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -117,10 +119,14 @@ def test_cohort_csv_report_two_shards_merge_and_uncertainty(tmp_path, tiny_volum
     root = cohort(tmp_path / "c", tiny_volumes, ["A", "B", "C"])
     base = ["segment", root, "-o", tmp_path / "masks", "--weights", tiny_weights["seg"], "--save-uncertainty",
             "--save-probabilities", "-q"]
-    for shard in ("0/2", "1/2"):  # as two jobs of a Slurm array would
-        code, _, err = run_cli(base + ["--shard", shard, "--report", tmp_path / f"r{shard[0]}.csv"], capsys)
+    (tmp_path / "reports").mkdir()
+    for shard in ("0/2", "1/2"):  # as two tasks of examples/slurm/segment_array.sbatch would
+        code, _, err = run_cli(base + ["--shard", shard, "--report", tmp_path / "reports" / f"r{shard[0]}.csv"],
+                               capsys)
         assert code == 0, err
-    rows = [row for shard in "01" for row in csv.DictReader(open(tmp_path / f"r{shard}.csv"))]
+    merge = Path(__file__).resolve().parents[1] / "examples" / "slurm" / "merge_reports.sh"
+    subprocess.run(["bash", str(merge), str(tmp_path / "reports"), str(tmp_path / "all.csv")], check=True)
+    rows = list(csv.DictReader(open(tmp_path / "all.csv")))
     assert sorted(row["case_id"] for row in rows) == ["A", "B", "C"] and {row["status"] for row in rows} == {"ok"}
     for row in rows:
         assert 0.0 <= float(row["uncertainty_score"]) <= 1.0 and float(row["dice_whole"]) >= 0.0
@@ -129,9 +135,9 @@ def test_cohort_csv_report_two_shards_merge_and_uncertainty(tmp_path, tiny_volum
     assert uncertainty.shape == TINY.shape and 0 <= uncertainty.min() and uncertainty.max() <= 1
     for suffix in ("_prob", "_prob_core", "_prob_enhancing"):
         assert (tmp_path / "masks" / f"B{suffix}.nii.gz").is_file()
-    code, _, err = run_cli(base + ["--skip-existing", "--report", tmp_path / "r0.csv"], capsys)
+    code, _, err = run_cli(base + ["--skip-existing", "--report", tmp_path / "reports" / "r0.csv"], capsys)
     assert code == 0, err
-    rows = list(csv.DictReader(open(tmp_path / "r0.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "reports" / "r0.csv")))
     assert {row["case_id"]: row["status"] for row in rows} == {"A": "skipped", "B": "skipped", "C": "skipped"}
     assert next(r for r in rows if r["case_id"] == "A")["uncertainty_score"] != ""  # kept from the earlier run
 

@@ -90,7 +90,8 @@ def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options:
         residual_z = residual_volume * segmenter.preprocess.clip if residual_volume is not None else None
         write_overlay(overlay / f"{patient.case_id}.png" if overlay.is_dir() else overlay, image, residual_z,
                       masks, volumes.seg, volumes.label_scheme, prepared.sliced.volume_brain, patient.case_id,
-                      prediction.voxel_ml, prediction.warnings)
+                      prediction.voxel_ml, prediction.warnings,
+                      prediction.uncertainty() if prediction.mirrored is not None else None)
         timer.lap("overlay")
     for message in prediction.warnings:
         warn(f"{patient.case_id}: {message}")
