@@ -111,6 +111,6 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
         figure.text(0.01, 0.01, "\n".join(f"warning: {w}" for w in warnings), color="#b00000", fontsize=7,
                     ha="left", va="bottom", wrap=True)
     fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")
-    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt))
+    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt, bbox_inches="tight"))
     plt.close(figure)
     return z
