@@ -53,12 +53,21 @@ class Prediction:
     """``checks.sequence_statistics`` of the inputs (positive when the sequences' roles look right)."""
     mirrored: dict[str, np.ndarray] | None = None
     """Region probabilities of the left-right mirrored slices (mirrored back), when asked for."""
+    tta: bool = False
+    """The labels come from the mean of both passes (``averaged``), not the plain pass alone."""
+
+    def labelled(self) -> dict[str, np.ndarray]:
+        """The region probabilities the labels are made of."""
+        return self.averaged() if self.tta else self.probabilities
+
+    def averaged(self) -> dict[str, np.ndarray]:
+        """Per region, the mean of the plain and mirrored probabilities (test-time augmentation)."""
+        return {region: (p + self.mirrored[region]) / 2 for region, p in self.probabilities.items()}
 
     def uncertainty(self) -> np.ndarray:
         """Per voxel, the largest over regions of the binary entropy (bits, in [0, 1]) of the mean of the plain
         and mirrored probabilities; needs ``mirrored``."""
-        return np.max([binary_entropy((self.probabilities[r] + self.mirrored[r]) / 2) for r in self.probabilities],
-                      axis=0)
+        return np.max([binary_entropy(p) for p in self.averaged().values()], axis=0)
 
     def uncertainty_score(self) -> float:
         """One number per case for sorting: the mean voxel uncertainty where either pass finds whole tumour."""
@@ -112,16 +121,17 @@ class Segmenter:
     """The bundled (or given) weights, loaded once; call it with one patient at a time.
 
     Options mean what the ``recoseg segment`` options of the same names mean; None keeps the weights' own.
-    ``force`` segments inputs whose sequences look swapped (``checks``) instead of refusing them.
+    ``force`` segments inputs whose sequences look swapped (``checks``) instead of refusing them; ``tta`` labels
+    the mean of the plain and the left-right mirrored pass (twice the segmenter's time).
     ``sampler`` is a sampler name (with ``steps``) or a full ``SamplerConfig``.
     """
 
     def __init__(self, weights: str | Path | None = None, device: str = "auto", *, threshold: float | None = None,
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
-                 batch_size: int | None = None, bf16: bool = True, force: bool = False):
+                 batch_size: int | None = None, bf16: bool = True, force: bool = False, tta: bool = False):
         self.device = resolve_device(device)
-        self.force = force
+        self.force, self.tta = force, tta
         self.batch_size = inference_batch_size(self.device, batch_size)
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
         path, checksum = resolve_weights_path(Path(weights) if weights is not None else None)
@@ -158,7 +168,7 @@ class Segmenter:
             metrics=region_metrics(masks, volumes.seg, volumes.zooms) if volumes.seg is not None else None)
         if probabilities:
             result.probabilities = {region: to_image(p, geometry, np.float32)
-                                    for region, p in prediction.probabilities.items()}
+                                    for region, p in prediction.labelled().items()}
         clip = self.preprocess.clip
         if residual and prediction.synth is not None:
             result.residual = to_image(prediction.residual_volume() * clip, geometry, np.float32)
@@ -213,12 +223,12 @@ class Segmenter:
         slices = self.network.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
         probabilities = self._restacked(sliced, slices)
         flipped = None
-        if mirrored:  # left-right: the first in-plane axis of the canonical (RAS) slices
+        if mirrored or self.tta:  # left-right: the first in-plane axis of the canonical (RAS) slices
             mirror = self.network.predict(np.ascontiguousarray(inputs[..., ::-1, :]), sliced.brain[:, ::-1],
                                           self.batch_size)
             flipped = self._restacked(sliced, np.ascontiguousarray(mirror[..., ::-1, :]))
         timer.lap("segmentation")
-        return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks, flipped)
+        return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks, flipped, self.tta)
 
     def _restacked(self, sliced, slices: np.ndarray) -> dict[str, np.ndarray]:
         """Per region, (N, K, S, S) slice probabilities back in the canonical voxel grid."""
@@ -226,7 +236,7 @@ class Segmenter:
 
     def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
-        masks = region_masks(prediction.probabilities, self.postprocess, prediction.voxel_ml)
+        masks = region_masks(prediction.labelled(), self.postprocess, prediction.voxel_ml)
         if not masks["whole"].any():
             prediction.warnings.append("the mask is empty: no tumour found above the threshold")
         prediction.warnings += mask_warnings(masks["whole"], prediction.prepared.sliced.volume_brain,

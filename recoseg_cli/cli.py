@@ -118,6 +118,8 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
+    tta: bool = typer.Option(False, "--tta/--no-tta", help="Label the mean of the plain and the left-right mirrored "
+                                                           "segmenter pass (the segmenter's time doubles)."),
     case_id: Optional[str] = typer.Option(None, "--case-id", help="One patient: its name in the report and "
                                                                   "overlay (default: from the file names)."),
     force: bool = typer.Option(False, "--force", help="Segment even when two sequences look swapped (T1/T1ce, "
@@ -148,7 +150,7 @@ def segment(
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
-        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force)
+        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta)
     if patient is not None:
         segment_one(patient, output, options)
         return

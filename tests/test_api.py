@@ -62,3 +62,27 @@ def test_synthesize_and_residual_match_the_cli(tiny_patient, tmp_path, tiny_weig
     files = {m: next(tiny_patient.glob(f"*_{m}.nii.gz")) for m in ("flair", "t1", "t2")}
     with pytest.raises(InputError, match="missing t1ce"):
         recoseg_cli.residual(files, **options)
+
+
+def test_mirrored_pass_gives_tta_labels_and_an_uncertainty_map(tiny_patient, tiny_weights):
+    from recoseg_cli.api import Segmenter, binary_entropy
+    from recoseg_cli.io.discovery import discover_patient
+    from recoseg_cli.regions import region_masks
+
+    patient = discover_patient(tiny_patient)
+    plain = Segmenter(tiny_weights["seg"], "cpu", threshold=0.3)
+    tta = Segmenter(tiny_weights["seg"], "cpu", threshold=0.3, tta=True)
+    prediction = tta.predict(patient)
+    assert prediction.mirrored is not None and plain.predict(patient).mirrored is None
+    np.testing.assert_allclose(prediction.probabilities["whole"], plain.predict(patient).probabilities["whole"],
+                               atol=1e-6)  # the plain pass is unchanged by the second one
+    mean = {r: (prediction.probabilities[r] + prediction.mirrored[r]) / 2 for r in prediction.probabilities}
+    masks, _ = tta.label_map(prediction)
+    expected = region_masks(mean, tta.postprocess, prediction.voxel_ml)
+    assert all(np.array_equal(masks[r], expected[r]) for r in masks)
+    uncertainty = prediction.uncertainty()
+    np.testing.assert_allclose(uncertainty, np.max([binary_entropy(p) for p in mean.values()], axis=0))
+    assert 0 <= uncertainty.min() and uncertainty.max() <= 1 and 0 <= prediction.uncertainty_score() <= 1
+    assert binary_entropy(np.array([0.0, 0.5, 1.0])) == pytest.approx([0.0, 1.0, 0.0], abs=1e-4)
+    result = tta(patient, probabilities=True, uncertainty=True)
+    assert result.uncertainty.shape == TINY.shape and result.uncertainty_score == prediction.uncertainty_score()

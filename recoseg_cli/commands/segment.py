@@ -63,13 +63,14 @@ class SegmentOptions:
     quiet: bool = False
     bf16: bool = True
     force: bool = False
+    tta: bool = False
 
     def segmenter(self) -> Segmenter:
         """The API's Segmenter with these options."""
         return Segmenter(self.weights, self.device, threshold=self.threshold, min_component_ml=self.min_component_ml,
                          whole_tumour=self.whole_tumour_only, labels=self.label_scheme, sampler=self.sampler,
                          seed=self.seed, batch_size=self.batch_size, bf16=self.bf16,
-                         force=self.force)
+                         force=self.force, tta=self.tta)
 
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
@@ -102,7 +103,7 @@ def _save_extras(output: Path, prediction: Prediction, residual, save: tuple[str
     geometry = prediction.prepared.volumes.geometry
     for kind, region in PROBABILITY_KINDS.items():
         if kind in save:
-            save_volume(prediction.probabilities[region], geometry, extra_path(output, kind), np.float32)
+            save_volume(prediction.labelled()[region], geometry, extra_path(output, kind), np.float32)
     if "uncertainty" in save:
         save_volume(prediction.uncertainty(), geometry, extra_path(output, "uncertainty"), np.float32)
     if "residual" in save and residual is not None:
@@ -129,7 +130,8 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Pr
         "sampler": segmenter.sampler.to_dict(), "channels": list(segmenter.channels),
         "regions": list(segmenter.targets),
         "weights": str(segmenter.weights.path), "weights_sha256": segmenter.weights.sha256,
-        "device": str(segmenter.device), "precision": precision_name(segmenter.device, segmenter.bf16),
+        "tta": segmenter.tta, "device": str(segmenter.device),
+        "precision": precision_name(segmenter.device, segmenter.bf16),
         "peak_rss_gb": peak_rss_gb(), "versions": package_versions(),
     }
     if prepared.volumes.seg is not None:
