@@ -15,7 +15,7 @@ import typer
 from recoseg_cli import __version__
 from recoseg_cli.cli_models import COMMANDS
 from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
-                                     STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Sampler,
+                                     STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Prepare, Sampler,
                                      label_scheme, parse_shard, patient_from_options, sampler_config)
 from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
@@ -118,6 +118,11 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
+    prepare: Prepare = typer.Option("auto", help="Exams that are not BraTS-ready (sequences on other grids, not 1 "
+                                                 "mm): auto co-registers them to T1ce first and maps the mask back "
+                                                 "to T1ce's grid; full always does; off refuses them."),
+    keep_prepared: Optional[Path] = typer.Option(None, help="Keep each prepared exam in DIR/<case>/ (BraTS names)."),
+    qc: Optional[Path] = typer.Option(None, help="One patient: quality-control picture of the preparation."),
     tta: bool = typer.Option(False, "--tta/--no-tta", help="Label the mean of the plain and the left-right mirrored "
                                                            "segmenter pass (the segmenter's time doubles)."),
     case_id: Optional[str] = typer.Option(None, "--case-id", help="One patient: its name in the report and "
@@ -150,7 +155,8 @@ def segment(
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
-        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta)
+        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta, prepare=prepare,
+        keep_prepared=keep_prepared, qc=qc)
     if patient is not None:
         segment_one(patient, output, options)
         return
@@ -168,10 +174,27 @@ def segment(
         raise typer.Exit(2)
 
 
+@app.command()
+def prepare(
+    input: Optional[Path] = typer.Argument(None, help="Exam folder (any grids, skull on or off)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the prepared exam into."),
+    qc: Optional[Path] = typer.Option(None, help="Quality-control picture (PNG, JPEG, PDF or SVG)."),
+    overwrite: bool = OVERWRITE,
+    quiet: bool = QUIET,
+    flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
+) -> None:
+    """Co-register a skull-stripped exam to its T1ce and resample it to 1 mm: BraTS-named images, brain mask and
+    transforms."""
+    found = patient_from_options(input, flair, t1, t1ce, t2, None)
+    from recoseg_cli.commands.prepare import run_prepare
+
+    run_prepare(found, output, qc, overwrite, quiet)
+
+
 for name, command in COMMANDS.items():
     app.command(name)(command)
 
-COMMAND_ORDER = ("segment", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess", "make-cohort")
+COMMAND_ORDER = ("segment", "prepare", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess", "make-cohort")
 app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))
 
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

@@ -27,6 +27,6 @@ def progress_bar(quiet: bool):
     that only the summary line or the error line stays."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                        console=console, disable=quiet, transient=True)
+                        console=console, disable=quiet or not console.is_terminal, transient=True)
     with progress:
         yield progress

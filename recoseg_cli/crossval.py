@@ -187,7 +187,7 @@ def evaluate_case(segmenter: Segmenter, folder: Path) -> dict:
     if volumes.seg is None:
         raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
     return {"case_id": patient.case_id, "seconds": prediction.seconds,
-            "postprocess": [region_metrics(region_masks(prediction.probabilities, candidate, prediction.voxel_ml),
+            "postprocess": [region_metrics(region_masks(prediction.labelled(), candidate, prediction.voxel_ml),
                                            volumes.seg, volumes.zooms) for candidate in POSTPROCESS_CANDIDATES]}
 
 

@@ -89,8 +89,8 @@ def _grid_mismatch(path: str, geometry: Geometry, reference: Geometry, names: st
         what = f"shape {geometry.shape} differs from {reference.shape} of {names}"
     else:
         what = f"affine differs from that of {names} (max difference {np.abs(reference.affine - geometry.affine).max():.4g})"
-    return (f"{path}: {what}; every sequence must be on one voxel grid: resample it onto the others' grid "
-            "(co-register it) first")
+    return (f"{path}: {what}; every sequence must be on one voxel grid: co-register it to the others "
+            "(`recoseg segment --prepare auto` does)")
 
 
 def _optional_seg(path: Path, geometry: Geometry, scheme: str, warnings: list[str]) -> np.ndarray | None:

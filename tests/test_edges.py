@@ -28,10 +28,10 @@ def test_1_a_cohort_output_named_like_a_mask_is_refused(tmp_path, tiny_volumes, 
 def test_3_a_grid_mismatch_names_the_odd_file_out(tiny_patient, tiny_weights, tmp_path, capsys):
     flair = next(tiny_patient.glob("*_flair.nii.gz"))
     write_nifti(flair, np.ones((24, 24, 16), np.float32), TINY.affine @ np.diag([2, 2, 2, 1.0]))
-    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"]],
-                           capsys)
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"],
+                            "--prepare", "off"], capsys)
     assert code == 2 and f"{flair.name}: shape (24, 24, 16) differs from (48, 48, 32)" in err
-    assert "resample it" in err and not (tmp_path / "m.nii.gz").exists()
+    assert "--prepare auto" in err and not (tmp_path / "m.nii.gz").exists()
 
 
 def test_4_explicit_files_give_the_case_id_without_the_role(tiny_patient, tiny_weights, tmp_path, capsys):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from recoseg_cli.api import STAGES as PREDICT_STAGES, Prediction, Segmenter
@@ -13,11 +15,14 @@ from recoseg_cli.devices import precision_name
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
-from recoseg_cli.io.nifti import save_volume
+from recoseg_cli.errors import InputError
+from recoseg_cli.io.nifti import save_volume, write_image
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.io.report_table import is_csv, report_row, write_rows
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.overlay import check_picture_name, write_overlay
+from recoseg_cli.prepare.exam import prepare_exam, readiness
+from recoseg_cli.prepare.qc import write_qc
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 from recoseg_cli.regions import region_volumes_ml
 
@@ -64,6 +69,11 @@ class SegmentOptions:
     bf16: bool = True
     force: bool = False
     tta: bool = False
+    prepare: str = "auto"
+    """auto: prepare exams that are not BraTS-ready (``prepare.exam.readiness``); full: always; off: never."""
+    keep_prepared: Path | None = None
+    qc: Path | None = None
+    """Quality-control picture of a prepared exam."""
 
     def segmenter(self) -> Segmenter:
         """The API's Segmenter with these options."""
@@ -75,7 +85,42 @@ class SegmentOptions:
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
                   on_slices=None) -> dict:
-    """Segment one patient and write the mask (and asked-for extras and overlay); returns its report."""
+    """Segment one patient and write the mask (and asked-for extras and overlay); returns its report. A raw
+    exam (``--prepare``) is prepared first and its mask mapped back to the native T1ce grid."""
+    reasons = readiness(patient) if options.prepare == "auto" else []
+    if options.prepare == "full" or reasons:
+        return _write_prepared(segmenter, patient, output, options, reasons or ["--prepare full"], on_stage,
+                               on_slices)
+    return _write_direct(segmenter, patient, output, options, on_stage, on_slices)
+
+
+def _write_prepared(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions,
+                    reasons: list[str], on_stage, on_slices) -> dict:
+    """Prepare the exam (kept in ``--keep-prepared``), segment it, write the mask on the native T1ce grid."""
+    if options.save:
+        raise InputError(f"{patient.case_id}: this exam needs preparation ({'; '.join(reasons)}), and --save-* "
+                         "images would be on the prepared grid: give --keep-prepared DIR and use its images instead")
+    if not options.quiet:
+        console.print(f"{patient.case_id}: preparing the exam ({'; '.join(reasons)})", soft_wrap=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(options.keep_prepared) / patient.case_id if options.keep_prepared else Path(scratch)
+        exam = prepare_exam(patient, folder)
+        if options.qc is not None:
+            write_qc(Path(options.qc), exam)
+        inner = Path(scratch) / "prepared_mask.nii.gz"
+        report = _write_direct(segmenter, replace(exam.patient(), case_id=patient.case_id), inner, options,
+                               on_stage, on_slices)
+        write_image(exam.to_native(nib.load(str(inner))), output)
+    for message in exam.report["warnings"]:
+        warn(f"{patient.case_id}: {message}")
+    report.update(output=str(output.resolve()), inputs={m: str(p.resolve()) for m, p in patient.images.items()},
+                  preparation={"reasons": reasons, **exam.report}, warnings=report["warnings"] + exam.report["warnings"])
+    return report
+
+
+def _write_direct(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
+                  on_slices=None) -> dict:
+    """Segment a BraTS-ready patient and write its mask, extras and overlay on its own grid."""
     prediction = segmenter.predict(patient, on_stage, on_slices, mirrored="uncertainty" in options.save)
     prepared, volumes = prediction.prepared, prediction.prepared.volumes
     timer = StageTimer(on_stage, prediction.seconds)

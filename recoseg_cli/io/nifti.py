@@ -44,7 +44,8 @@ class Geometry:
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=AFFINE_TOLERANCE_MM)
 
 
-def _read_image(path: Path) -> nib.Nifti1Image:
+def read_image(path: Path) -> nib.Nifti1Image:
+    """A NIfTI image (header, data unread); unreadable or foreign files raise InputError naming the file."""
     try:
         image = nib.load(str(path))
     except FileNotFoundError:
@@ -59,7 +60,7 @@ def _read_image(path: Path) -> nib.Nifti1Image:
 def load_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
     """Read a 3D NIfTI file as canonical-orientation float32 and its geometry record."""
     path = Path(path)
-    image = _read_image(path)
+    image = read_image(path)
     shape = tuple(int(s) for s in image.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]

@@ -1,0 +1,78 @@
+"""Simulated clinical exams from BraTS-ready cases: each sequence on a grid of its own (voxel size, slice
+thickness, orientation), the head moved between sequences, as a scanner writes them. For testing and measuring
+``recoseg_cli.prepare``; the ground truth goes onto the T1ce's grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from recoseg_cli.io.discovery import discover_patient
+
+
+@dataclass(frozen=True)
+class SeriesGrid:
+    """One sequence's acquisition: voxel size (mm), slice axis order, and the head's rigid motion."""
+
+    spacing: tuple[float, float, float]
+    axes: tuple[int, int, int]
+    """World axes (0 = x, 1 = y, 2 = z) along the grid's i, j, k axes (``(0, 1, 2)`` axial, ``(1, 2, 0)`` sagittal)."""
+    rotation_deg: tuple[float, float, float]
+    shift_mm: tuple[float, float, float]
+
+
+CLINICAL_GRIDS = {
+    "flair": SeriesGrid((0.9, 0.9, 5.5), (0, 1, 2), (6.0, 0.0, 2.0), (3.0, -4.0, 2.0)),
+    "t1": SeriesGrid((1.0, 1.0, 1.0), (1, 2, 0), (0.0, -4.0, 3.0), (-2.0, 3.0, -1.0)),
+    "t1ce": SeriesGrid((0.9, 0.9, 1.2), (0, 1, 2), (2.0, 3.0, 0.0), (1.0, 2.0, 1.5)),
+    "t2": SeriesGrid((0.5, 0.5, 4.0), (0, 1, 2), (-3.0, 2.0, 4.0), (-3.0, 1.0, -2.0)),
+}
+"""Grids like those of a clinical exam (FLAIR 0.9 x 0.9 x 5.5 mm axial, T1 1 mm sagittal, T1ce 3D, T2 0.5 x 0.5 x
+4 mm), each with its own head position."""
+
+
+def motion(grid: SeriesGrid, centre: np.ndarray) -> sitk.Euler3DTransform:
+    """The head's motion for a series: maps the series' physical points to those of the source case."""
+    transform = sitk.Euler3DTransform()
+    transform.SetCenter(centre.tolist())
+    transform.SetRotation(*np.deg2rad(grid.rotation_deg))
+    transform.SetTranslation(grid.shift_mm)
+    return transform
+
+
+def series_grid(source: sitk.Image, grid: SeriesGrid) -> sitk.Image:
+    """An empty image on ``grid`` covering the source's field of view."""
+    direction = np.eye(3)[:, list(grid.axes)]
+    extent = np.array(source.GetSize()) * np.array(source.GetSpacing())
+    size = [int(np.ceil(extent[axis] / spacing)) for axis, spacing in zip(grid.axes, grid.spacing)]
+    image = sitk.Image(size, sitk.sitkFloat32)
+    image.SetSpacing(grid.spacing)
+    image.SetDirection(direction.flatten().tolist())
+    corners = np.array([source.TransformContinuousIndexToPhysicalPoint([c * (s - 1) for c, s in
+                                                                        zip(corner, source.GetSize())])
+                        for corner in np.ndindex(2, 2, 2)])
+    image.SetOrigin(corners.min(axis=0).tolist())
+    return image
+
+
+def simulate_exam(case_folder: Path, output: Path, grids: dict[str, SeriesGrid] = CLINICAL_GRIDS) -> dict:
+    """Write ``output/<case>_{flair,t1,t1ce,t2}.nii.gz`` on their own grids and ``<case>_truth_t1ce_grid.nii.gz``
+    (the ground truth on the T1ce's grid); returns each series' motion transform (series to source points)."""
+    patient = discover_patient(case_folder)
+    output.mkdir(parents=True, exist_ok=True)
+    transforms = {}
+    for role, path in patient.images.items():
+        source = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        centre = np.array(source.TransformContinuousIndexToPhysicalPoint([s / 2 for s in source.GetSize()]))
+        transforms[role] = motion(grids[role], centre)
+        image = sitk.Resample(source, series_grid(source, grids[role]), transforms[role], sitk.sitkLinear, 0.0)
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkInt16), str(output / f"{patient.case_id}_{role}.nii.gz"))
+    if patient.seg is not None:
+        seg = sitk.ReadImage(str(patient.seg))
+        reference = sitk.ReadImage(str(output / f"{patient.case_id}_t1ce.nii.gz"))
+        truth = sitk.Resample(seg, reference, transforms["t1ce"], sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        sitk.WriteImage(truth, str(output / f"{patient.case_id}_truth_t1ce_grid.nii.gz"))
+    return transforms

@@ -1,0 +1,161 @@
+"""A raw exam made BraTS-like, and the way back: every sequence rigidly registered to T1ce and resampled onto a
+1 mm grid over T1ce's field of view, the skull removed; labels on that grid map back to the native T1ce grid.
+
+The prepared folder holds ``<case>_{flair,t1,t1ce,t2}.nii.gz`` (BraTS names), ``<case>_brainmask.nii.gz``,
+``<case>_{flair,t1,t2}_to_t1ce.tfm`` (ITK transforms from prepared to native points of each sequence) and
+``preparation.json`` (steps, seconds, registration metrics, brain volume).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from recoseg_cli.constants import MODALITIES
+from recoseg_cli.errors import InputError
+from recoseg_cli.io.discovery import Patient, discover_patient
+from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.nifti import load_volume, read_image, to_image
+from recoseg_cli.io.outputs import write_atomically
+from recoseg_cli.prepare.brain_extraction import BrainExtractor, NonZeroBrain
+from recoseg_cli.prepare.registration import RigidRegistrator
+
+SPACING_MM = 1.0
+"""Voxel size of the prepared grid (that of BraTS)."""
+
+STRIPPED_LARGEST_ML = 2500.0
+"""A non-zero region larger than this is a head with its skull on (BraTS brains measure 1.2-1.7 L)."""
+
+THINNEST_SERIES = 10
+"""Fewer slices than this along any axis cannot be registered."""
+
+POOR_REGISTRATION = -0.3
+"""A final mutual-information metric above this (less negative) is reported as a poor registration."""
+
+BRAIN_ML = (800.0, 2200.0)
+"""Plausible brain-mask volumes (mL)."""
+
+
+def readiness(patient: Patient) -> list[str]:
+    """Why the patient's files cannot go straight to segmentation (sequences on different grids); empty when
+    they can (any single grid, skull-stripped, as BraTS-ready inputs are)."""
+    headers = [read_image(path) for path in patient.images.values()]
+    reference = headers[0]
+    if any(image.shape != reference.shape or not np.allclose(image.affine, reference.affine, atol=1e-3)
+           for image in headers):
+        return ["the sequences are on different grids"]
+    return []
+
+
+def _read(path: Path, role: str) -> sitk.Image:
+    try:
+        image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    except RuntimeError:
+        raise InputError(f"{path}: not a readable image") from None
+    if image.GetDimension() != 3:
+        raise InputError(f"{path}: expected a 3D image")
+    if min(image.GetSize()) < THINNEST_SERIES:
+        raise InputError(f"{path}: {min(image.GetSize())} slices, too few to register the {role} "
+                         f"(at least {THINNEST_SERIES})")
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    if not np.allclose(direction @ direction.T, np.eye(3), atol=1e-3):
+        raise InputError(f"{path}: its orientation is missing or not a rotation")
+    return image
+
+
+def reference_grid(t1ce: sitk.Image) -> sitk.Image:
+    """A 1 mm grid, axes along the world's, covering the T1ce's field of view."""
+    size = t1ce.GetSize()
+    corners = np.array([t1ce.TransformContinuousIndexToPhysicalPoint([c * (s - 1) for c, s in zip(corner, size)])
+                        for corner in np.ndindex(2, 2, 2)])
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    grid = sitk.Image([int(np.ceil(e / SPACING_MM)) + 1 for e in high - low], sitk.sitkFloat32)
+    grid.SetSpacing([SPACING_MM] * 3)
+    grid.SetOrigin(low.tolist())
+    return grid
+
+
+@dataclass
+class PreparedExam:
+    """A prepared exam on disk, with what maps its labels back to the native T1ce grid."""
+
+    folder: Path
+    case_id: str
+    native_t1ce: Path
+    report: dict = field(default_factory=dict)
+
+    def patient(self) -> Patient:
+        return discover_patient(self.folder)
+
+    def to_native(self, labels: nib.Nifti1Image) -> nib.Nifti1Image:
+        """Labels on the prepared grid, resampled (nearest neighbour) onto the native T1ce grid, with the T1ce
+        file's shape, affine and codes."""
+        prepared = sitk.ReadImage(str(self.folder / f"{self.case_id}_t1ce.nii.gz"))
+        image = sitk.GetImageFromArray(np.asarray(labels.dataobj).transpose(2, 1, 0).astype(np.uint8))
+        image.CopyInformation(prepared)
+        native = sitk.ReadImage(str(self.native_t1ce))
+        resampled = sitk.Resample(image, native, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        file_order = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
+        _, geometry = load_volume(self.native_t1ce)
+        canonical = nib.orientations.apply_orientation(file_order, geometry.orientation)
+        return to_image(canonical, geometry, np.uint8)
+
+
+def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | None = None,
+                 registrator: RigidRegistrator | None = None) -> PreparedExam:
+    """Register FLAIR, T1 and T2 to T1ce, resample all four onto a 1 mm grid, extract the brain, and write the
+    prepared exam into ``folder`` (BraTS names); raises InputError for an exam that cannot be prepared."""
+    patient.require(MODALITIES)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    native = {m: _read(patient.images[m], m) for m in MODALITIES}
+    grid = reference_grid(native["t1ce"])
+    seconds["load"] = time.perf_counter() - start
+    registrator = registrator or RigidRegistrator()
+    transforms, metrics, prepared = {}, {}, {}
+    for role in MODALITIES:
+        start = time.perf_counter()
+        if role == "t1ce":
+            transform = sitk.Transform()
+        else:
+            transform, metrics[role] = registrator.register(native["t1ce"], native[role], str(patient.images[role]))
+            seconds[f"register {role}"] = time.perf_counter() - start
+        transforms[role] = transform
+        prepared[role] = sitk.Resample(native[role], grid, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    start = time.perf_counter()
+    if extractor is None:
+        non_zero_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(prepared["t1ce"]))) / 1000.0
+        if non_zero_ml > STRIPPED_LARGEST_ML:
+            raise InputError(f"{patient.images['t1ce']}: the non-zero region measures {non_zero_ml / 1000:.1f} L, a "
+                             "head with its skull on; brain extraction is not built in yet: skull-strip the "
+                             "sequences first (e.g. with HD-BET) and run again")
+        extractor = NonZeroBrain()
+    brain = extractor.extract(prepared["t1ce"])
+    seconds["brain extraction"] = time.perf_counter() - start
+    brain_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(brain))) * SPACING_MM ** 3 / 1000.0
+    if not BRAIN_ML[0] <= brain_ml <= BRAIN_ML[1]:
+        raise InputError(f"{patient.images['t1ce']}: the brain mask measures {brain_ml:.0f} mL, outside the "
+                         f"plausible {BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} mL; check the T1ce")
+    warnings = [f"{patient.images[role].name} ({role}): poor registration to T1ce (metric {value:.2f})"
+                for role, value in metrics.items() if value > POOR_REGISTRATION]
+    case = patient.case_id
+    folder = Path(folder)
+    for role, image in prepared.items():
+        masked = sitk.Mask(image, brain)
+        write_atomically(folder / f"{case}_{role}.nii.gz", lambda tmp, image=masked: sitk.WriteImage(image, str(tmp)))
+    write_atomically(folder / f"{case}_brainmask.nii.gz", lambda tmp: sitk.WriteImage(brain, str(tmp)))
+    for role, transform in transforms.items():
+        if role != "t1ce":
+            write_atomically(folder / f"{case}_{role}_to_t1ce.tfm",
+                             lambda tmp, t=transform: sitk.WriteTransform(t, str(tmp)))
+    report = {"reference": "t1ce", "native_t1ce": str(patient.images["t1ce"]), "spacing_mm": SPACING_MM,
+              "grid": list(grid.GetSize()), "brain_extraction": extractor.name, "brain_ml": round(brain_ml, 1),
+              "registration_metric": {k: round(v, 4) for k, v in metrics.items()},
+              "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warnings": warnings}
+    write_json(folder / "preparation.json", report)
+    return PreparedExam(folder, case, patient.images["t1ce"], report)

@@ -1,0 +1,58 @@
+"""Quality-control picture of a prepared exam: the brain mask's outline on T1ce, and each sequence's edges over
+T1ce, in three planes through the brain's centre."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from skimage import feature
+
+from recoseg_cli.io.outputs import write_atomically
+from recoseg_cli.overlay import PICTURE_FORMATS
+
+def _planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
+    """Axial, coronal and sagittal planes of a (z, y, x) array in ITK's LPS grid, shown head up / anterior up."""
+    z, y, x = centre
+    return [np.flipud(volume[z]), np.flipud(volume[:, y]), np.flipud(volume[:, :, x])]
+
+
+def write_qc(path: Path, exam) -> None:
+    """Save the picture (format from the extension) for a ``PreparedExam``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    read = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(exam.folder / f"{exam.case_id}_{name}.nii.gz")))
+            for name in ("t1ce", "brainmask", "flair", "t1", "t2")}
+    brain = read["brainmask"] > 0
+    centre = tuple(int(np.mean(axis)) for axis in np.nonzero(brain))
+    t1ce_planes = _planes(read["t1ce"], centre)
+    low, high = np.percentile(read["t1ce"][brain], [1, 99.5])
+    columns = [("brainmask", "brain mask on T1ce")] + [(name, f"{name.upper()} edges on T1ce")
+                                                        for name in ("flair", "t1", "t2")]
+    figure, axes = plt.subplots(3, 4, figsize=(13, 10), dpi=90)
+    metrics = exam.report["registration_metric"]
+    for col, (name, title) in enumerate(columns):
+        for row, (plane, background) in enumerate(zip(_planes(read[name], centre), t1ce_planes)):
+            axis = axes[row, col]
+            axis.imshow(background, cmap="gray", vmin=low, vmax=high, aspect="equal")
+            if name == "brainmask":
+                axis.contour(plane > 0, levels=[0.5], colors="lime", linewidths=0.8)
+            else:
+                scale = np.percentile(plane[plane > 0], 99) if (plane > 0).any() else 1.0
+                edges = feature.canny(plane / max(scale, 1e-6), sigma=2.0)
+                axis.imshow(np.ma.masked_where(~edges, edges), cmap="autumn", alpha=0.9, interpolation="none")
+            axis.set_axis_off()
+            if row == 0:
+                axis.set_title(title + (f"\nmetric {metrics[name]:.2f}" if name in metrics else
+                                        f"\n{exam.report['brain_ml'] / 1000:.2f} L"), fontsize=9)
+    warnings = exam.report["warnings"]
+    figure.suptitle(f"{exam.case_id}: prepared exam (1 mm, registered to T1ce; {exam.report['brain_extraction']})"
+                    + ("\n" + "\n".join(f"warning: {w}" for w in warnings) if warnings else ""), fontsize=10)
+    figure.tight_layout()
+    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")
+    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt))
+    plt.close(figure)

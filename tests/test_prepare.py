@@ -1,0 +1,95 @@
+"""Exams on their own grids: co-registration to T1ce, 1 mm resampling, the mask on the native T1ce grid."""
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import TINY, run_cli, write_nifti
+from recoseg_cli.data.clinical_exam import SeriesGrid, series_grid, simulate_exam
+from recoseg_cli.metrics import dice
+from recoseg_cli.regions import region_mask
+
+REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
+CASE = "Brats18_TCIA03_265_1"
+needs_real = pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS cases are not beside this checkout")
+
+
+def registration_errors(prepared: Path, exam: Path, motions: dict) -> dict[str, float]:
+    """Largest distance (mm) over T1ce brain voxels between the found and the true T1ce-to-sequence mapping."""
+    t1ce = sitk.ReadImage(str(exam / f"{CASE}_t1ce.nii.gz"))
+    voxels = np.argwhere(sitk.GetArrayFromImage(t1ce) > 0)[::2000][:, ::-1]
+    points = [t1ce.TransformContinuousIndexToPhysicalPoint([float(v) for v in voxel]) for voxel in voxels]
+    errors = {}
+    for role in ("flair", "t1", "t2"):
+        found = sitk.ReadTransform(str(prepared / f"{CASE}_{role}_to_t1ce.tfm"))
+        truth = motions[role].GetInverse()
+        errors[role] = max(np.linalg.norm(np.subtract(found.TransformPoint(p),
+                                                      truth.TransformPoint(motions["t1ce"].TransformPoint(p))))
+                           for p in points)
+    return errors
+
+
+@needs_real
+@pytest.mark.slow
+def test_a_clinical_exam_is_prepared_segmented_and_mapped_back_to_its_t1ce_grid(tmp_path, capsys):
+    exam = tmp_path / "exam" / CASE
+    motions = simulate_exam(REAL_CASES / CASE, exam)
+    output, report = tmp_path / "mask.nii.gz", tmp_path / "report.json"
+    code, _, err = run_cli(["segment", exam, "-o", output, "--report", report, "--keep-prepared", tmp_path / "kept",
+                            "--qc", tmp_path / "qc.png", "--device", "cpu"], capsys)
+    assert code == 0, err
+    assert "preparing the exam (the sequences are on different grids)" in err
+    mask, t1ce = nib.load(str(output)), nib.load(str(exam / f"{CASE}_t1ce.nii.gz"))
+    assert mask.shape == t1ce.shape and np.allclose(mask.affine, t1ce.affine)
+    assert int(mask.header["qform_code"]) == int(t1ce.header["qform_code"])
+    labels = np.asarray(mask.dataobj)
+    truth = np.asarray(nib.load(str(exam / f"{CASE}_truth_t1ce_grid.nii.gz")).dataobj)
+    scores = {r: dice(region_mask(labels, r), region_mask(truth, r)) for r in ("whole", "core", "enhancing")}
+    assert scores["whole"] >= 0.85 and scores["core"] >= 0.7 and scores["enhancing"] >= 0.6, scores
+    preparation = json.loads(report.read_text())["preparation"]
+    assert {"register flair", "register t1", "register t2"} <= set(preparation["seconds"])
+    assert all(value < -0.3 for value in preparation["registration_metric"].values())
+    assert max(registration_errors(tmp_path / "kept" / CASE, exam, motions).values()) < 1.5
+    assert (tmp_path / "qc.png").read_bytes()[:4] == b"\x89PNG"
+    kept = sorted(p.name for p in (tmp_path / "kept" / CASE).iterdir())
+    assert f"{CASE}_t1ce.nii.gz" in kept and f"{CASE}_brainmask.nii.gz" in kept and "preparation.json" in kept
+
+
+def test_auto_leaves_a_ready_patient_on_the_direct_path_bit_identical(tiny_patient, tiny_weights, tmp_path, capsys):
+    common = ["segment", tiny_patient, "--weights", tiny_weights["seg"], "-q"]
+    assert run_cli(common + ["-o", tmp_path / "auto.nii.gz"], capsys)[0] == 0
+    assert run_cli(common + ["-o", tmp_path / "off.nii.gz", "--prepare", "off"], capsys)[0] == 0
+    assert (tmp_path / "auto.nii.gz").read_bytes() == (tmp_path / "off.nii.gz").read_bytes()
+
+
+def small_exam(tmp_path: Path, tiny_volumes, flair_spacing=(2.0, 2.0, 5.0)) -> Path:
+    """The tiny synthetic patient (5 mm voxels) with its FLAIR on a grid of its own."""
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for role in ("t1", "t1ce", "t2"):
+        write_nifti(folder / f"P_{role}.nii.gz", tiny_volumes[role].astype(np.float32), TINY.affine)
+    source = sitk.ReadImage(str(folder / "P_t1.nii.gz"))
+    flair = sitk.GetImageFromArray(tiny_volumes["flair"].astype(np.float32).transpose(2, 1, 0))
+    flair.CopyInformation(source)
+    grid = SeriesGrid(flair_spacing, (0, 1, 2), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    sitk.WriteImage(sitk.Resample(flair, series_grid(source, grid), sitk.Transform(), sitk.sitkLinear, 0.0),
+                    str(folder / "P_flair.nii.gz"))
+    return folder
+
+
+def test_bad_exams_are_refused_in_one_line_naming_the_file(tmp_path, tiny_volumes, capsys):
+    thin = small_exam(tmp_path, tiny_volumes, flair_spacing=(2.0, 2.0, 40.0))
+    code, _, err = run_cli(["prepare", thin, "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "P_flair.nii.gz: " in err and "too few to register" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    head = tmp_path / "head"
+    head.mkdir()
+    for role in ("flair", "t1", "t1ce", "t2"):  # 1 mm voxels, non-zero everywhere: a 3.4 L head
+        write_nifti(head / f"H_{role}.nii.gz", np.random.default_rng(0).uniform(1, 2, (150, 150, 150)).astype(
+            np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    code, _, err = run_cli(["prepare", head, "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "H_t1ce.nii.gz: the non-zero region measures 3.4 L" in err and "skull-strip" in err
