@@ -5,6 +5,7 @@ The CLI's ``segment``, ``synthesize`` and ``residual`` commands call these and o
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,
                                   restack_in_brain)
+from recoseg_cli.prepare.exam import prepare_exam, readiness
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
@@ -153,10 +155,22 @@ class Segmenter:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, bf16)
 
     def __call__(self, patient: PatientLike, *, probabilities: bool = False, residual: bool = False,
-                 synth: bool = False, uncertainty: bool = False) -> SegmentationResult:
+                 synth: bool = False, uncertainty: bool = False, prepare: str = "auto") -> SegmentationResult:
         """Segment one patient; ``probabilities``, ``residual``, ``synth`` and ``uncertainty`` add those images
-        to the result (``uncertainty`` costs a second segmenter pass on the mirrored slices)."""
+        to the result (``uncertainty`` costs a second segmenter pass on the mirrored slices). ``prepare`` is
+        ``recoseg segment --prepare``: auto co-registers an exam whose sequences lie on different grids (its mask
+        then comes on the native T1ce grid), full always does, off never."""
         found = as_patient(patient)
+        if prepare == "full" or (prepare == "auto" and readiness(found)):
+            if probabilities or residual or synth or uncertainty:
+                raise InputError(f"{found.case_id}: a prepared exam gives its mask only; segment its prepared "
+                                 "folder (recoseg prepare) for the other images")
+            with tempfile.TemporaryDirectory() as folder:
+                exam = prepare_exam(found, Path(folder))
+                result = self(replace(exam.patient(), case_id=found.case_id), prepare="off")
+                result.image = exam.to_native(result.image)
+            result.warnings += exam.report["warnings"]
+            return result
         prediction = self.predict(found, mirrored=uncertainty)
         masks, labels = self.label_map(prediction)
         volumes = prediction.prepared.volumes

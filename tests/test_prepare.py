@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import recoseg_cli
 from conftest import TINY, run_cli, write_nifti
+from recoseg_cli.errors import InputError
 from recoseg_cli.data.clinical_exam import SeriesGrid, series_grid, simulate_exam
 from recoseg_cli.metrics import dice
 from recoseg_cli.regions import region_mask
@@ -57,6 +59,10 @@ def test_a_clinical_exam_is_prepared_segmented_and_mapped_back_to_its_t1ce_grid(
     assert (tmp_path / "qc.png").read_bytes()[:4] == b"\x89PNG"
     kept = sorted(p.name for p in (tmp_path / "kept" / CASE).iterdir())
     assert f"{CASE}_t1ce.nii.gz" in kept and f"{CASE}_brainmask.nii.gz" in kept and "preparation.json" in kept
+    result = recoseg_cli.Segmenter(device="cpu")(exam)  # the API prepares the same way
+    assert dice(result.labels > 0, labels > 0) > 0.99 and np.allclose(result.image.affine, t1ce.affine)
+    with pytest.raises(InputError, match="prepared exam gives its mask only"):
+        recoseg_cli.Segmenter(device="cpu")(exam, probabilities=True)
 
 
 def test_auto_leaves_a_ready_patient_on_the_direct_path_bit_identical(tiny_patient, tiny_weights, tmp_path, capsys):
