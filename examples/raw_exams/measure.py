@@ -11,29 +11,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
 
-from recoseg_cli.data.clinical_exam import simulate_exam
+from recoseg_cli.data.clinical_exam import registration_errors_mm, simulate_exam
 from recoseg_cli.metrics import dice
 from recoseg_cli.regions import region_mask
 
 REGIONS = (("whole", "WT"), ("core", "TC"), ("enhancing", "ET"))
-
-
-def registration_errors(prepared: Path, exam: Path, case: str, motions: dict) -> dict[str, float]:
-    """Mean and largest distance (mm) over T1ce brain voxels between found and true T1ce-to-sequence mappings."""
-    t1ce = sitk.ReadImage(str(exam / f"{case}_t1ce.nii.gz"))
-    voxels = np.argwhere(sitk.GetArrayFromImage(t1ce) > 0)[::500][:, ::-1]
-    points = [t1ce.TransformContinuousIndexToPhysicalPoint([float(v) for v in voxel]) for voxel in voxels]
-    errors = {}
-    for role in ("flair", "t1", "t2"):
-        found = sitk.ReadTransform(str(prepared / f"{case}_{role}_to_t1ce.tfm"))
-        truth = motions[role].GetInverse()
-        distances = [np.linalg.norm(np.subtract(found.TransformPoint(p),
-                                                truth.TransformPoint(motions["t1ce"].TransformPoint(p))))
-                     for p in points]
-        errors[role] = (round(float(np.mean(distances)), 2), round(float(np.max(distances)), 2))
-    return errors
 
 
 def scores(mask: Path, truth: np.ndarray) -> dict[str, float]:
@@ -57,7 +40,7 @@ def main(out: Path, cases: list[Path]) -> None:
             "case": case,
             "dice_prepared_native_grid": scores(out / f"{case}_prepared.nii.gz", truth_native),
             "dice_direct": scores(out / f"{case}_direct.nii.gz", truth_direct),
-            "registration_error_mm_mean_max": registration_errors(out / "prepared" / case, exam, case, motions),
+            "registration_error_mm_mean_max": registration_errors_mm(out / "prepared" / case, exam, case, motions),
             "registration_metric": report["preparation"]["registration_metric"],
             "preparation_seconds": report["preparation"]["seconds"], "segment_seconds": report["seconds"]}),
             flush=True)

@@ -76,3 +76,20 @@ def simulate_exam(case_folder: Path, output: Path, grids: dict[str, SeriesGrid] 
         truth = sitk.Resample(seg, reference, transforms["t1ce"], sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
         sitk.WriteImage(truth, str(output / f"{patient.case_id}_truth_t1ce_grid.nii.gz"))
     return transforms
+
+
+def registration_errors_mm(prepared: Path, exam: Path, case: str, motions: dict, every: int = 500) -> dict:
+    """Per sequence, mean and largest distance (mm) over T1ce voxels with signal (every ``every``-th) between the
+    T1ce-to-sequence mapping a preparation found (its ``.tfm``) and the true one of ``simulate_exam``."""
+    t1ce = sitk.ReadImage(str(exam / f"{case}_t1ce.nii.gz"))
+    voxels = np.argwhere(sitk.GetArrayFromImage(t1ce) > 0)[::every][:, ::-1]
+    points = [t1ce.TransformContinuousIndexToPhysicalPoint([float(v) for v in voxel]) for voxel in voxels]
+    errors = {}
+    for role in ("flair", "t1", "t2"):
+        found = sitk.ReadTransform(str(prepared / f"{case}_{role}_to_t1ce.tfm"))
+        truth = motions[role].GetInverse()
+        distances = [np.linalg.norm(np.subtract(found.TransformPoint(p),
+                                                truth.TransformPoint(motions["t1ce"].TransformPoint(p))))
+                     for p in points]
+        errors[role] = (round(float(np.mean(distances)), 2), round(float(np.max(distances)), 2))
+    return errors
