@@ -200,6 +200,9 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
     if options.overlay is not None and not Path(options.overlay).is_dir():
         check_output_file(options.overlay, options.overwrite)
         check_picture_name(Path(options.overlay))
+    if options.qc is not None:
+        check_output_file(options.qc, options.overwrite)
+        check_picture_name(Path(options.qc))
     segmenter = options.segmenter()
     with progress_bar(options.quiet) as progress:
         overlay = options.overlay is not None
