@@ -118,9 +118,9 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
-    prepare: Prepare = typer.Option("auto", help="Exams that are not BraTS-ready (sequences on other grids, not 1 "
-                                                 "mm): auto co-registers them to T1ce first and maps the mask back "
-                                                 "to T1ce's grid; full always does; off refuses them."),
+    prepare: Prepare = typer.Option("auto", help="Exams whose sequences lie on different grids: auto co-registers "
+                                                 "them to T1ce first and writes the mask on T1ce's grid; full "
+                                                 "always prepares; off refuses them."),
     keep_prepared: Optional[Path] = typer.Option(None, help="Keep each prepared exam in DIR/<case>/ (BraTS names)."),
     qc: Optional[Path] = typer.Option(None, help="One patient: quality-control picture of the preparation."),
     tta: bool = typer.Option(False, "--tta/--no-tta", help="Label the mean of the plain and the left-right mirrored "
@@ -176,7 +176,7 @@ def segment(
 
 @app.command()
 def prepare(
-    input: Optional[Path] = typer.Argument(None, help="Exam folder (any grids, skull on or off)."),
+    input: Optional[Path] = typer.Argument(None, help="Exam folder: skull-stripped sequences on any grids."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write the prepared exam into."),
     qc: Optional[Path] = typer.Option(None, help="Quality-control picture (PNG, JPEG, PDF or SVG)."),
     overwrite: bool = OVERWRITE,
@@ -194,7 +194,8 @@ def prepare(
 for name, command in COMMANDS.items():
     app.command(name)(command)
 
-COMMAND_ORDER = ("segment", "prepare", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess", "make-cohort")
+COMMAND_ORDER = ("segment", "prepare", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess",
+                 "make-cohort")
 app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))
 
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

@@ -356,7 +356,8 @@ def results_markdown(results: dict) -> str:
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: "
-             f"{'DDPM and L1 regressor' if config.get('l1_reference', True) else 'DDPM'} {config['ddpm_steps']} steps each "
+             f"{'DDPM and L1 regressor' if config.get('l1_reference', True) else 'DDPM'} "
+             f"{config['ddpm_steps']} steps each "
              f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths "
              f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}), batch {config['batch_size']}, "
              f"slices {config['size']}², "

@@ -88,7 +88,8 @@ def _grid_mismatch(path: str, geometry: Geometry, reference: Geometry, names: st
     if reference.shape != geometry.shape:
         what = f"shape {geometry.shape} differs from {reference.shape} of {names}"
     else:
-        what = f"affine differs from that of {names} (max difference {np.abs(reference.affine - geometry.affine).max():.4g})"
+        largest = np.abs(reference.affine - geometry.affine).max()
+        what = f"affine differs from that of {names} (max difference {largest:.4g})"
     return (f"{path}: {what}; every sequence must be on one voxel grid: co-register it to the others "
             "(`recoseg segment --prepare auto` does)")
 

@@ -57,7 +57,8 @@ def test_missing_t1ce_is_reported_not_fatal_at_discovery(tmp_path):
     folder = touch(tmp_path / "p", "p_flair.nii.gz", "p_t1.nii.gz", "p_t2.nii.gz")
     patient = discover_patient(folder)
     assert patient.missing == ("t1ce",)
-    with pytest.raises(InputError, match=r"missing t1ce; found flair p_flair.nii.gz, t1 p_t1.nii.gz, t2 p_t2.nii.gz; looked for t1ce: names ending in t1ce/t1c/t1gd"):
+    with pytest.raises(InputError, match=r"missing t1ce; found flair p_flair.nii.gz, t1 p_t1.nii.gz, t2 p_t2.nii.gz; "
+                                         r"looked for t1ce: names ending in t1ce/t1c/t1gd"):
         patient.require(("flair", "t1", "t1ce", "t2"))
 
 

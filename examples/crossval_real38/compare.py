@@ -45,7 +45,8 @@ def row(label: str, cases: dict[str, dict]) -> str:
 
 
 def main(candidate: int, systems: list[tuple[str, dict]]) -> None:
-    print("| system | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |\n| --- | --- | --- | --- | --- | --- |")
+    print("| system | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for label, cases in systems:
         print(row(label, cases))
     names = sorted({institution(c) for _, cases in systems for c in cases})

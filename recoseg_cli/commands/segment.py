@@ -114,7 +114,8 @@ def _write_prepared(segmenter: Segmenter, patient: Patient, output: Path, option
     for message in exam.report["warnings"]:
         warn(f"{patient.case_id}: {message}")
     report.update(output=str(output.resolve()), inputs={m: str(p.resolve()) for m, p in patient.images.items()},
-                  preparation={"reasons": reasons, **exam.report}, warnings=report["warnings"] + exam.report["warnings"])
+                  preparation={"reasons": reasons, **exam.report},
+                  warnings=report["warnings"] + exam.report["warnings"])
     return report
 
 
