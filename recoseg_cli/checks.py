@@ -8,7 +8,7 @@ the brain (median 0, interquartile range 1):
 - FLAIR vs T2: cerebrospinal fluid (the darkest voxels of T1) is bright on T2 and suppressed on FLAIR; the
   statistic is T2's median there minus FLAIR's.
 
-On the 38 real BraTS 2018 cases both statistics are positive (smallest 0.22 and 0.05); swapping the pair
+On the 38 real BraTS 2018 cases both statistics are positive (smallest 0.23 and 0.045); swapping the pair
 negates them. Below ``SWAP_REFUSAL`` the result would be garbage and segmentation is refused (``force``
 overrides); between it and 0 a warning is raised. Other mix-ups (T1 with T2, say) are not checked.
 """
@@ -54,9 +54,14 @@ PAIR_CHECKS = (PairCheck("t1", "t1ce", "the T1ce is no brighter than the T1 in i
                PairCheck("flair", "t2", "fluid is brighter on the FLAIR than on the T2"))
 
 
+SAMPLE_STRIDE = 4
+"""Every 4th brain voxel enters the statistics: percentiles of a few hundred thousand voxels are as stable as of
+all of them, at a quarter of the time on the segment command's path."""
+
+
 def standardized(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Brain voxels of ``volume`` with median 0 and interquartile range 1."""
-    values = volume[brain].astype(np.float32)
+    """Every ``SAMPLE_STRIDE``-th brain voxel of ``volume``, with median 0 and interquartile range 1."""
+    values = volume[brain][::SAMPLE_STRIDE].astype(np.float32)
     low, median, high = np.percentile(values, [25, 50, 75])
     return (values - median) / max(float(high - low), 1e-6)
 
