@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from recoseg_cli.checks import mask_warnings, sequence_statistics, sequence_warnings
+from recoseg_cli.checks import LARGEST_BRAIN_ML, mask_warnings, sequence_statistics, sequence_warnings
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
@@ -34,9 +34,6 @@ from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
-
-LARGEST_BRAIN_ML = 2500.0
-"""Non-zero region above which the images look not skull-stripped (BraTS brains measure 1.2-1.7 L)."""
 
 STAGES = ("load", "preprocess", "synthesis", "segmentation")
 """Stages of ``Segmenter.predict``, in order; ``on_stage`` callbacks receive each one as it finishes."""
@@ -57,6 +54,7 @@ class Prediction:
     """Region probabilities of the left-right mirrored slices (mirrored back), when asked for."""
     tta: bool = False
     """The labels come from the mean of both passes (``averaged``), not the plain pass alone."""
+    _uncertainty: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def labelled(self) -> dict[str, np.ndarray]:
         """The region probabilities the labels are made of."""
@@ -68,8 +66,10 @@ class Prediction:
 
     def uncertainty(self) -> np.ndarray:
         """Per voxel, the largest over regions of the binary entropy (bits, in [0, 1]) of the mean of the plain
-        and mirrored probabilities; needs ``mirrored``."""
-        return np.max([binary_entropy(p) for p in self.averaged().values()], axis=0)
+        and mirrored probabilities; needs ``mirrored``. Computed once (the map, the score and the overlay use it)."""
+        if self._uncertainty is None:
+            self._uncertainty = np.max([binary_entropy(p) for p in self.averaged().values()], axis=0)
+        return self._uncertainty
 
     def uncertainty_score(self) -> float:
         """One number per case for sorting: the mean voxel uncertainty where either pass finds whole tumour."""

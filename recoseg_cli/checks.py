@@ -34,6 +34,9 @@ OUTSIDE_BRAIN_SHARE = 0.05
 SMALLEST_BRAIN_ML = 300.0
 """A brain mask smaller than this (mL) means the images hold little or no brain."""
 
+LARGEST_BRAIN_ML = 2500.0
+"""A non-zero region larger than this is a head with its skull on (BraTS brains measure 1.2-1.7 L)."""
+
 
 @dataclass(frozen=True)
 class PairCheck:

@@ -24,7 +24,7 @@ from recoseg_cli.overlay import check_picture_name, write_overlay
 from recoseg_cli.prepare.exam import prepare_exam, readiness
 from recoseg_cli.prepare.qc import write_qc
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
-from recoseg_cli.regions import region_volumes_ml
+from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS, region_volumes_ml
 
 STAGES = (*PREDICT_STAGES, "write", "overlay")
 """Stages of one patient, in order; ``on_stage`` callbacks receive each one as it finishes."""
@@ -232,6 +232,6 @@ def summary_line(report: dict) -> str:
             f"enhancing {volumes['enhancing']:.1f})")
     if "metrics_vs_ground_truth" in report:
         metrics = report["metrics_vs_ground_truth"]
-        line += ", Dice " + ", ".join(f"{abbr} {metrics[region]['dice']:.3f}" for region, abbr in
-                                      (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")) if region in metrics)
+        line += ", Dice " + ", ".join(f"{REGION_ABBREVIATIONS[region]} {metrics[region]['dice']:.3f}"
+                                      for region in REGIONS if region in metrics)
     return f"{line}, {report['seconds_total']:.1f} s -> {report['output']}"

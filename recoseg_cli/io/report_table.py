@@ -7,8 +7,8 @@ from pathlib import Path
 
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import write_atomically
+from recoseg_cli.regions import REGIONS
 
-REGIONS = ("whole", "core", "enhancing")
 COLUMNS = (["case_id", "status", "error", "output"] + [f"{r}_ml" for r in REGIONS]
            + ["warnings", "t1_t1ce_check", "flair_t2_check", "uncertainty_score"]
            + [f"{metric}_{r}" for metric in ("dice", "hd95_mm") for r in REGIONS] + ["seconds"])

@@ -16,6 +16,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
+from recoseg_cli.checks import LARGEST_BRAIN_ML
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient
@@ -27,9 +28,6 @@ from recoseg_cli.prepare.registration import RigidRegistrator
 
 SPACING_MM = 1.0
 """Voxel size of the prepared grid (that of BraTS)."""
-
-STRIPPED_LARGEST_ML = 2500.0
-"""A non-zero region larger than this is a head with its skull on (BraTS brains measure 1.2-1.7 L)."""
 
 THINNEST_SERIES = 10
 """Fewer slices than this along any axis cannot be registered."""
@@ -130,7 +128,7 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
     start = time.perf_counter()
     if extractor is None:
         non_zero_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(prepared["t1ce"]))) / 1000.0
-        if non_zero_ml > STRIPPED_LARGEST_ML:
+        if non_zero_ml > LARGEST_BRAIN_ML:
             raise InputError(f"{patient.images['t1ce']}: the non-zero region measures {non_zero_ml / 1000:.1f} L, a "
                              "head with its skull on; brain extraction is not built in yet: skull-strip the "
                              "sequences first (e.g. with HD-BET) and run again")
