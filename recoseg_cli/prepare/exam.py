@@ -15,6 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML
 from recoseg_cli.constants import MODALITIES
@@ -23,7 +24,8 @@ from recoseg_cli.io.discovery import Patient, discover_patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import load_volume, read_image, to_image
 from recoseg_cli.io.outputs import write_atomically
-from recoseg_cli.prepare.brain_extraction import BrainExtractor, NonZeroBrain
+from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, NonZeroBrain
+from recoseg_cli.prepare.grid import world_grid
 from recoseg_cli.prepare.registration import RigidRegistrator
 
 SPACING_MM = 1.0
@@ -39,14 +41,23 @@ BRAIN_ML = (800.0, 2200.0)
 """Plausible brain-mask volumes (mL)."""
 
 
+def non_zero_ml(volume: np.ndarray, voxel_mm: tuple[float, ...]) -> float:
+    """Volume of the non-zero voxels (mL): the brain of a skull-stripped scan, the whole head (or field of view)
+    of one with its skull on."""
+    return float(np.count_nonzero(volume)) * float(np.prod(voxel_mm)) / 1000.0
+
+
 def readiness(patient: Patient) -> list[str]:
-    """Why the patient's files cannot go straight to segmentation (sequences on different grids); empty when
-    they can (any single grid, skull-stripped, as BraTS-ready inputs are)."""
-    headers = [read_image(path) for path in patient.images.values()]
-    reference = headers[0]
+    """Why the patient's files cannot go straight to segmentation; empty when they can (one grid, skull-stripped,
+    as BraTS-ready inputs are)."""
+    headers = {role: read_image(path) for role, path in patient.images.items()}
+    reference = headers.get("t1ce", next(iter(headers.values())))
     if any(image.shape != reference.shape or not np.allclose(image.affine, reference.affine, atol=1e-3)
-           for image in headers):
+           for image in headers.values()):
         return ["the sequences are on different grids"]
+    head_ml = non_zero_ml(np.asarray(reference.dataobj), reference.header.get_zooms()[:3])
+    if head_ml > LARGEST_BRAIN_ML:
+        return [f"the skull is on (non-zero region {head_ml / 1000:.1f} L)"]
     return []
 
 
@@ -64,18 +75,6 @@ def _read(path: Path, role: str) -> sitk.Image:
     if not np.allclose(direction @ direction.T, np.eye(3), atol=1e-3):
         raise InputError(f"{path}: its orientation is missing or not a rotation")
     return image
-
-
-def reference_grid(t1ce: sitk.Image) -> sitk.Image:
-    """A 1 mm grid, axes along the world's, covering the T1ce's field of view."""
-    size = t1ce.GetSize()
-    corners = np.array([t1ce.TransformContinuousIndexToPhysicalPoint([c * (s - 1) for c, s in zip(corner, size)])
-                        for corner in np.ndindex(2, 2, 2)])
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    grid = sitk.Image([int(np.ceil(e / SPACING_MM)) + 1 for e in high - low], sitk.sitkFloat32)
-    grid.SetSpacing([SPACING_MM] * 3)
-    grid.SetOrigin(low.tolist())
-    return grid
 
 
 @dataclass
@@ -105,14 +104,16 @@ class PreparedExam:
 
 
 def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | None = None,
-                 registrator: RigidRegistrator | None = None) -> PreparedExam:
-    """Register FLAIR, T1 and T2 to T1ce, resample all four onto a 1 mm grid, extract the brain, and write the
-    prepared exam into ``folder`` (BraTS names); raises InputError for an exam that cannot be prepared."""
+                 registrator: RigidRegistrator | None = None, device: str | torch.device = "cpu",
+                 bf16: bool = True) -> PreparedExam:
+    """Register FLAIR, T1 and T2 to T1ce, resample all four onto a 1 mm grid, extract the brain (HD-BET on
+    ``device`` when T1ce has its skull on, unless ``extractor`` is given), and write the prepared exam into
+    ``folder`` (BraTS names); raises InputError for an exam that cannot be prepared."""
     patient.require(MODALITIES)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     native = {m: _read(patient.images[m], m) for m in MODALITIES}
-    grid = reference_grid(native["t1ce"])
+    grid = world_grid(native["t1ce"], SPACING_MM)
     seconds["load"] = time.perf_counter() - start
     registrator = registrator or RigidRegistrator()
     transforms, metrics, prepared = {}, {}, {}
@@ -127,13 +128,9 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
         prepared[role] = sitk.Resample(native[role], grid, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     start = time.perf_counter()
     if extractor is None:
-        non_zero_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(prepared["t1ce"]))) / 1000.0
-        if non_zero_ml > LARGEST_BRAIN_ML:
-            raise InputError(f"{patient.images['t1ce']}: the non-zero region measures {non_zero_ml / 1000:.1f} L, a "
-                             "head with its skull on; brain extraction is not built in yet: skull-strip the "
-                             "sequences first (e.g. with HD-BET) and run again")
-        extractor = NonZeroBrain()
-    brain = extractor.extract(prepared["t1ce"])
+        head_ml = non_zero_ml(sitk.GetArrayViewFromImage(native["t1ce"]), native["t1ce"].GetSpacing())
+        extractor = HDBetBrain(device, bf16) if head_ml > LARGEST_BRAIN_ML else NonZeroBrain()
+    brain = extractor.extract(native["t1ce"], grid)
     seconds["brain extraction"] = time.perf_counter() - start
     brain_ml = float(np.count_nonzero(sitk.GetArrayViewFromImage(brain))) * SPACING_MM ** 3 / 1000.0
     if not BRAIN_ML[0] <= brain_ml <= BRAIN_ML[1]:
