@@ -87,8 +87,11 @@ def residual(
 
 @app.command()
 def segment(
-    input: Optional[Path] = typer.Argument(None, help="A patient folder, or a folder of patient folders."),
+    input: Optional[Path] = typer.Argument(None, help="A patient folder, a DICOM study folder, or a folder of "
+                                                      "patient folders."),
     output: Path = typer.Option(..., "-o", "--output", help="Mask file (one patient) or folder (several)."),
+    dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="DICOM study: also write the mask as a "
+                                                                       "DICOM Segmentation on the T1ce series."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
     device: str = DEVICE,
     sampler: Optional[Sampler] = typer.Option(None, help="Override the weights' sampler."),
@@ -141,10 +144,15 @@ def segment(
     if input is not None and not input.is_dir():
         raise InputError(f"{input}: expected a patient folder or a folder of them, got a file" if input.exists()
                          else f"{input}: no such folder")
-    one = input is None or is_patient_folder(input) or looks_like_one_patient(input)
-    patient = patient_from_options(input, flair, t1, t1ce, t2, seg, case_id) if one else None
     from recoseg_cli.commands.cohort import segment_cohort
     from recoseg_cli.commands.segment import SegmentOptions, segment_one
+    from recoseg_cli.dicom.study import is_dicom_folder
+
+    study = input is not None and is_dicom_folder(input)
+    if dicom_seg is not None and not study:
+        raise InputError("--dicom-seg needs a DICOM study folder as input")
+    one = not study and (input is None or is_patient_folder(input) or looks_like_one_patient(input))
+    patient = patient_from_options(input, flair, t1, t1ce, t2, seg, case_id) if one else None
 
     save = tuple(name for name, on in (("probabilities", save_probabilities),
                                        ("probabilities_core", save_probabilities),
@@ -157,6 +165,12 @@ def segment(
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
         label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta, prepare=prepare,
         keep_prepared=keep_prepared, qc=qc)
+    if study:
+        from recoseg_cli.commands.dicom_study import segment_study
+
+        choices = {"flair": flair, "t1": t1, "t1ce": t1ce, "t2": t2}  # series numbers or UIDs here
+        segment_study(input, output, options, {r: str(v) for r, v in choices.items() if v}, dicom_seg, case_id)
+        return
     if patient is not None:
         segment_one(patient, output, options)
         return

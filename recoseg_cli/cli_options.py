@@ -65,7 +65,8 @@ BATCH_DICE = typer.Option(False, "--batch-dice/--no-batch-dice",
                           help="Segmenter: Dice loss over each batch as a whole, not per slice.")
 DEVICE = typer.Option("auto", callback=device_name, help="auto, cpu or cuda[:i].")
 BATCH_SIZE = typer.Option(None, min=1, help="Slices per network call [default: 8 on CPU, 64 on GPU].")
-FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder).")
+FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder); with a DICOM study, "
+                                           "its series number or UID.")
 T1 = typer.Option(None, "--t1", help="Explicit T1 path.")
 T1CE = typer.Option(None, "--t1ce", help="Explicit T1ce path (optional).")
 T1CE_REQUIRED = typer.Option(None, "--t1ce", help="Explicit T1ce path (required: the residual is T1ce minus its "

@@ -192,8 +192,8 @@ def extra_path(output: Path, kind: str) -> Path:
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
 
 
-def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict:
-    """Segment a single patient into ``output``; bad input raises."""
+def segment_one(patient: Patient, output: Path, options: SegmentOptions, details: dict | None = None) -> dict:
+    """Segment a single patient into ``output``; bad input raises. ``details`` go into the report as they are."""
     check_nifti_output(output, options.overwrite)
     check_output_file(options.report, options.overwrite)
     for kind in options.save:
@@ -216,6 +216,7 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions) -> dict
 
         report = write_outputs(segmenter, patient, output, options,
                                lambda stage: progress.update(task, info=next_stage(stage, overlay)), on_slices)
+    report.update(details or {})
     if options.report is not None and is_csv(options.report):
         write_rows(options.report, [report_row(report)])
     elif options.report is not None:
