@@ -26,6 +26,8 @@ from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,
                                   restack_in_brain)
+from recoseg_cli.dicom.exam import study_as_exam
+from recoseg_cli.dicom.study import is_dicom_folder
 from recoseg_cli.prepare.exam import prepare_exam, readiness
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
@@ -159,7 +161,12 @@ class Segmenter:
         """Segment one patient; ``probabilities``, ``residual``, ``synth`` and ``uncertainty`` add those images
         to the result (``uncertainty`` costs a second segmenter pass on the mirrored slices). ``prepare`` is
         ``recoseg segment --prepare``: auto co-registers an exam whose sequences lie on different grids (its mask
-        then comes on the native T1ce grid), full always does, off never."""
+        then comes on the native T1ce grid), full always does, off never. ``patient`` may be a DICOM study
+        folder (roles from the series' tags)."""
+        if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
+            with study_as_exam(Path(patient)) as (exam, _, _):  # a DICOM study: its mask on the T1ce series' grid
+                return self(exam, probabilities=probabilities, residual=residual, synth=synth,
+                            uncertainty=uncertainty, prepare=prepare)
         found = as_patient(patient)
         if prepare == "full" or (prepare == "auto" and readiness(found)):
             if probabilities or residual or synth or uncertainty:

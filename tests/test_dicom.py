@@ -9,6 +9,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+import recoseg_cli
 from conftest import TINY, run_cli, write_nifti
 from recoseg_cli.data.dicom_study import SERIES_TAGS, StudyIds, write_study
 from recoseg_cli.dicom.roles import assign_roles, role_of
@@ -115,6 +116,8 @@ def test_a_dicom_study_segments_as_its_nifti_case_does(tmp_path, capsys):
     from_dicom, from_nifti = (np.asarray(nib.load(str(p)).dataobj) for p in (output, tmp_path / "nifti.nii.gz"))
     assert np.allclose(nib.load(str(output)).affine, nib.load(str(REAL_CASES / CASE / f"{CASE}_t1ce.nii.gz")).affine)
     assert dice(from_dicom > 0, from_nifti > 0) >= 0.99
+    result = recoseg_cli.Segmenter(device="cpu")(tmp_path / "study")  # the API reads the study the same way
+    assert np.array_equal(result.labels, from_dicom)
 
 
 def test_a_study_without_a_flair_is_refused_by_the_cli(tmp_path, tiny_volumes, tiny_weights, capsys):
