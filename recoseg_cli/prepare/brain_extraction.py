@@ -42,8 +42,8 @@ class NonZeroBrain:
 
 
 def _without_denormals(tensor: torch.Tensor) -> torch.Tensor:
-    """Weights below float32's smallest normal number set to zero: a third of HD-BET's weights are denormal, and
-    on CPUs they make convolutions about 30 times slower, for no change in the mask."""
+    """Weights below float32's smallest normal number set to zero: 7.4 M of HD-BET's 16.4 M weights are denormal,
+    and on CPUs they made its forward pass about 30 times slower, for the same mask."""
     if not tensor.is_floating_point():
         return tensor
     return torch.where(tensor.abs() < torch.finfo(tensor.dtype).tiny, torch.zeros_like(tensor), tensor)
