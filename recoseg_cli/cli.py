@@ -146,7 +146,7 @@ def segment(
                          else f"{input}: no such folder")
     from recoseg_cli.commands.cohort import segment_cohort
     from recoseg_cli.commands.segment import SegmentOptions, segment_one
-    from recoseg_cli.dicom.study import is_dicom_folder
+    from recoseg_cli.dicom.study import is_dicom_folder, study_folders
 
     study = input is not None and is_dicom_folder(input)
     if dicom_seg is not None and not study:
@@ -165,18 +165,21 @@ def segment(
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
         label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta, prepare=prepare,
         keep_prepared=keep_prepared, qc=qc)
-    if study:
+    studies = study_folders(input) if study else []
+    if len(studies) == 1:
         from recoseg_cli.commands.dicom_study import segment_study
 
         choices = {"flair": flair, "t1": t1, "t1ce": t1ce, "t2": t2}  # series numbers or UIDs here
         segment_study(input, output, options, {r: str(v) for r, v in choices.items() if v}, dicom_seg, case_id)
         return
+    if dicom_seg is not None and studies:
+        raise InputError(f"{input}: a folder of {len(studies)} DICOM studies; --dicom-seg takes one study")
     if patient is not None:
         segment_one(patient, output, options)
         return
     if any((flair, t1, t1ce, t2, seg, case_id)):
         raise InputError("explicit modality paths and --case-id describe one patient; give no cohort folder with them")
-    results = segment_cohort(input, output, options)
+    results = segment_cohort(input, output, options, studies or None)
     failed = [r for r in results if r.error]
     skipped = [r for r in results if r.skipped]
     if not quiet:

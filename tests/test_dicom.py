@@ -1,6 +1,7 @@
 """DICOM studies in, the mask on the T1ce series' grid and a DICOM SEG out; roles from the series' tags; bad
 studies refused in one line."""
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -128,3 +129,19 @@ def test_a_study_without_a_flair_is_refused_by_the_cli(tmp_path, tiny_volumes, t
                             tiny_weights["seg"]], capsys)
     assert code == 2 and "no FLAIR series among 1 (3-plane localizer), 3 (T1 SE AX)" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m.nii.gz").exists()
+
+
+def test_a_folder_of_studies_is_a_cohort_named_by_patient_id(tmp_path, tiny_volumes, tiny_weights, capsys):
+    exam = tiny_exam(tmp_path / "nifti", tiny_volumes)
+    for seed, patient in enumerate(("PAT-1", "PAT-2")):
+        write_study(exam, tmp_path / "studies" / f"export{seed}", ids=StudyIds(patient), seed=seed)
+    code, _, err = run_cli(["segment", tmp_path / "studies", "-o", tmp_path / "masks", "--weights",
+                            tiny_weights["seg"], "--report", tmp_path / "cohort.json", "-q"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["PAT-1.nii.gz", "PAT-2.nii.gz"]
+    cases = json.loads((tmp_path / "cohort.json").read_text())["cases"]
+    assert [c["dicom"]["series"]["t1ce"]["number"] for c in cases] == [7, 7]
+    write_study(exam, tmp_path / "studies" / "export0", ids=StudyIds("PAT-3"), seed=5)  # two patients in one folder
+    code, _, err = run_cli(["segment", tmp_path / "studies", "-o", tmp_path / "again", "--weights",
+                            tiny_weights["seg"], "-q"], capsys)
+    assert code == 2 and "holds 3 patients (PAT-1, PAT-2, PAT-3)" in err and not (tmp_path / "again").exists()

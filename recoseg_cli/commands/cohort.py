@@ -12,6 +12,8 @@ from recoseg_cli.api import Segmenter
 from recoseg_cli.commands.segment import STAGES, SegmentOptions, extra_path, next_stage, summary_line, write_outputs
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.console import error as print_error
+from recoseg_cli.dicom.exam import report_details, study_as_exam
+from recoseg_cli.dicom.study import is_dicom_folder
 from recoseg_cli.errors import InputError, RecosegError
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.io.json_io import write_json
@@ -48,9 +50,11 @@ def cohort_names(root: Path, folders: list[Path]) -> list[str]:
             for name, folder in zip(names, folders)]
 
 
-def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[CaseResult]:
-    """Segment every patient folder under ``root`` into ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report
-    ``case_id`` the same name); failures are collected, existing masks skipped with ``--skip-existing``."""
+def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions,
+                   studies: list[tuple[Path, str]] | None = None) -> list[CaseResult]:
+    """Segment every patient folder under ``root`` (or the given DICOM ``studies``, folder and name) into
+    ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report ``case_id`` the same name); failures are collected,
+    existing masks skipped with ``--skip-existing``."""
     if Path(out_dir).name.lower().endswith((".nii", ".nii.gz")):
         raise InputError(f"{out_dir}: a folder of patients writes one mask each into a folder; give a folder name, "
                          "not a .nii/.nii.gz file name")
@@ -59,9 +63,11 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions) -> list[C
     check_output_file(options.report, options.overwrite or resuming)
     if options.overlay is not None:
         check_output_folder(options.overlay)
-    folders = find_patient_folders(root)
+    if studies is None:
+        folders = find_patient_folders(root)
+        studies = list(zip(folders, cohort_names(root, folders)))
     index, count = options.shard
-    planned = list(zip(folders, cohort_names(root, folders)))[index::count]
+    planned = studies[index::count]
     outputs = {name: _case_outputs(out_dir, name, options) for _, name in planned}
     skipped = {name for _, name in planned if options.skip_existing and outputs[name][0].exists()}
     existing = [path for _, name in planned if name not in skipped for path in outputs[name] if path.exists()]
@@ -140,6 +146,10 @@ def _previous_reports(path: Path) -> dict[str, dict]:
 def _run_case(segmenter: Segmenter, options: SegmentOptions, folder: Path, name: str, output: Path,
               on_stage) -> CaseResult:
     try:
+        if is_dicom_folder(folder):
+            with study_as_exam(folder, case_id=name) as (patient, roles, study):
+                report = write_outputs(segmenter, patient, output, options, on_stage)
+                return CaseResult(name, output, {**report, **report_details(folder, roles, study)})
         patient = replace(discover_patient(folder), case_id=name)
         return CaseResult(name, output, write_outputs(segmenter, patient, output, options, on_stage))
     except RecosegError as error:

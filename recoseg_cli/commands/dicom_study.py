@@ -7,7 +7,7 @@ from pathlib import Path
 
 from recoseg_cli.commands.segment import SegmentOptions, segment_one
 from recoseg_cli.console import console, warn
-from recoseg_cli.dicom.exam import series_record, study_as_exam
+from recoseg_cli.dicom.exam import report_details, study_as_exam
 from recoseg_cli.io.outputs import check_output_file
 
 
@@ -23,9 +23,7 @@ def segment_study(folder: Path, output: Path, options: SegmentOptions, choices: 
         if not options.quiet:
             console.print(f"{patient.case_id}: DICOM study, " + ", ".join(
                 f"{role.upper()} = series {series.label()}" for role, series in roles.items()), soft_wrap=True)
-        record = series_record(roles, study)
-        inputs = {role: f"{folder} series {series.label()}" for role, series in roles.items()}
-        report = segment_one(patient, output, options, details={"dicom": record, "inputs": inputs})
+        report = segment_one(patient, output, options, details=report_details(folder, roles, study))
         if dicom_seg is not None:
             write_segmentation(output, roles["t1ce"], dicom_seg)
             if not options.quiet:

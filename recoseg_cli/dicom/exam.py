@@ -13,12 +13,13 @@ from recoseg_cli.dicom.volume import write_exam
 from recoseg_cli.io.discovery import Patient
 
 
-def series_record(roles: dict[str, Series], study: Study) -> dict:
-    """What the report keeps of the study: its id and each role's series."""
-    return {"patient_id": study.patient_id, "study_instance_uid": study.study_uid,
-            "series": {role: {"number": s.number, "description": s.description, "uid": s.uid,
-                              "slices": len(s.files)} for role, s in roles.items()},
-            "warnings": study.warnings}
+def report_details(folder: Path, roles: dict[str, Series], study: Study) -> dict:
+    """What the report keeps of the study: its ids and each role's series, as ``dicom`` and ``inputs``."""
+    record = {"patient_id": study.patient_id, "study_instance_uid": study.study_uid,
+              "series": {role: {"number": s.number, "description": s.description, "uid": s.uid,
+                                "slices": len(s.files)} for role, s in roles.items()},
+              "warnings": study.warnings}
+    return {"dicom": record, "inputs": {role: f"{folder} series {s.label()}" for role, s in roles.items()}}
 
 
 @contextlib.contextmanager

@@ -99,8 +99,7 @@ class Study:
 
     def case_id(self) -> str:
         """A file-safe name: the patient id, else the study's UID."""
-        name = self.patient_id or self.study_uid
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or self.folder.name
+        return _safe(self.patient_id or self.study_uid) or self.folder.name
 
 
 def _number(dataset, keyword: str) -> float | None:
@@ -122,6 +121,40 @@ def is_dicom_folder(folder: Path, sample: int = 50) -> bool:
             if handle.read(132)[128:] == b"DICM":
                 return True
     return False
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def study_folders(root: Path) -> list[tuple[Path, str | None]]:
+    """``[(root, None)]`` when ``root`` holds one study; for a folder of studies, each sub-folder holding one
+    study with its name (the patient id, or patient id and study date where a patient has several studies,
+    else the folder's name). Studies mixed within one folder are refused by ``read_study``, naming them."""
+    pydicom = pydicom_module()
+    owners: dict[Path, set[tuple[str, str, str]]] = defaultdict(set)
+    for path in (p for p in Path(root).rglob("*") if p.is_file()):
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True,
+                                     specific_tags=["PatientID", "StudyInstanceUID", "StudyDate"])
+        except Exception:
+            continue  # read_study names unreadable files
+        if "StudyInstanceUID" in header:
+            top = Path(root) / path.relative_to(root).parts[0] if path.parent != Path(root) else Path(root)
+            owners[top].add((str(header.get("PatientID", "")), str(header.StudyInstanceUID),
+                                          str(header.get("StudyDate", ""))))
+    studies = {key for keys in owners.values() for key in keys}
+    if len(studies) != len(owners) or Path(root) in owners or any(len(keys) > 1 for keys in owners.values()):
+        return [(Path(root), None)]
+    patients = [patient for patient, _, _ in studies]
+    names = []
+    for folder, keys in sorted(owners.items()):
+        patient, _, date = next(iter(keys))
+        name = _safe(patient) if patients.count(patient) == 1 else _safe(f"{patient}_{date}")
+        names.append((folder, name))
+    if len({name for _, name in names}) < len(names) or not all(name for _, name in names):
+        return [(folder, folder.name) for folder, _ in names]
+    return names
 
 
 def read_study(folder: Path) -> Study:

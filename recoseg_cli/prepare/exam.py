@@ -85,6 +85,8 @@ class PreparedExam:
     case_id: str
     native_t1ce: Path
     report: dict = field(default_factory=dict)
+    unmasked_t1ce: sitk.Image | None = None
+    """The T1ce on the prepared grid before brain extraction (in memory only, for the QC picture)."""
 
     def patient(self) -> Patient:
         return discover_patient(self.folder)
@@ -153,4 +155,4 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
               "registration_metric": {k: round(v, 4) for k, v in metrics.items()},
               "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warnings": warnings}
     write_json(folder / "preparation.json", report)
-    return PreparedExam(folder, case, patient.images["t1ce"], report)
+    return PreparedExam(folder, case, patient.images["t1ce"], report, prepared["t1ce"])

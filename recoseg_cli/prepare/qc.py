@@ -30,13 +30,15 @@ def write_qc(path: Path, exam) -> None:
     brain = read["brainmask"] > 0
     centre = tuple(int(np.mean(axis)) for axis in np.nonzero(brain))
     t1ce_planes = _planes(read["t1ce"], centre)
+    head = sitk.GetArrayFromImage(exam.unmasked_t1ce) if exam.unmasked_t1ce is not None else read["t1ce"]
     low, high = np.percentile(read["t1ce"][brain], [1, 99.5])
     columns = [("brainmask", "brain mask on T1ce")] + [(name, f"{name.upper()} edges on T1ce")
                                                         for name in ("flair", "t1", "t2")]
     figure, axes = plt.subplots(3, 4, figsize=(13, 10), dpi=90)
     metrics = exam.report["registration_metric"]
     for col, (name, title) in enumerate(columns):
-        for row, (plane, background) in enumerate(zip(_planes(read[name], centre), t1ce_planes)):
+        backgrounds = _planes(head, centre) if name == "brainmask" else t1ce_planes  # the mask over the skull
+        for row, (plane, background) in enumerate(zip(_planes(read[name], centre), backgrounds)):
             axis = axes[row, col]
             axis.imshow(background, cmap="gray", vmin=low, vmax=high, aspect="equal")
             if name == "brainmask":
