@@ -2,6 +2,7 @@
 studies refused in one line."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -145,3 +146,14 @@ def test_a_folder_of_studies_is_a_cohort_named_by_patient_id(tmp_path, tiny_volu
     code, _, err = run_cli(["segment", tmp_path / "studies", "-o", tmp_path / "again", "--weights",
                             tiny_weights["seg"], "-q"], capsys)
     assert code == 2 and "holds 3 patients (PAT-1, PAT-2, PAT-3)" in err and not (tmp_path / "again").exists()
+
+
+def test_tilted_and_duplicated_stacks_are_refused(tmp_path, tiny_volumes):
+    write_study(tiny_exam(tmp_path / "nifti", tiny_volumes), tmp_path / "study", localizer=False)
+    t1 = assign_roles(read_study(tmp_path / "study"), {})["t1"]
+    order = np.argsort([p[2] for p in t1.positions])
+    tilted = [p + np.array([0.0, 0.2 * rank, 0.0]) for p, rank in zip(t1.positions, np.argsort(order))]
+    with pytest.raises(InputError, match=r"series 3 \(T1 SE AX\): slices are not stacked .*gantry tilt"):
+        replace(t1, positions=tilted).sorted_files()
+    with pytest.raises(InputError, match="several images at one position"):
+        replace(t1, positions=[t1.positions[0]] * len(t1.positions)).sorted_files()
