@@ -11,7 +11,7 @@ from typing import Literal, Optional
 import typer
 
 from recoseg_cli.cli_options import (BATCH_DICE, DEVICE, QUIET, Labels, Sampler, label_scheme, parse_shape,
-                                     parse_widths, sampler_config)
+                                     parse_source_weights, parse_widths, sampler_config)
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.errors import InputError
 
@@ -134,6 +134,9 @@ def crossval(
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
     batch_dice: bool = BATCH_DICE,
+    source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "
+                                                                        "institution's cases, e.g. TCIA=0.5 "
+                                                                        "(repeatable; others 1)."),
     l1_reference: bool = typer.Option(True, "--l1-reference/--no-l1-reference",
                                       help="Also train and score stage 1's L1 regressor in every fold."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
@@ -153,7 +156,7 @@ def crossval(
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
                             seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
-                            l1_reference=l1_reference)
+                            l1_reference=l1_reference, source_weights=parse_source_weights(source_weight))
     start = time.perf_counter()
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")

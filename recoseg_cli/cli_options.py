@@ -110,3 +110,22 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if len(values) != 3 or min(values) < 8:
         raise InputError(f"--shape must look like 240x240x155 with sides >= 8, not {text!r}")
     return values  # type: ignore[return-value]
+
+
+def parse_source_weights(items: list[str]) -> tuple[tuple[str, float], ...]:
+    """``["TCIA=0.5"]`` -> ``(("TCIA", 0.5),)``; institutions as ``data.institutions`` names them."""
+    from recoseg_cli.data.institutions import INSTITUTIONS
+
+    names = [name for name, _ in INSTITUTIONS]
+    weights = []
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if name not in names or weight <= 0:
+            raise InputError(f"--source-weight {item!r}: expected NAME=WEIGHT with NAME one of "
+                             f"{', '.join(names)} and WEIGHT > 0")
+        weights.append((name, weight))
+    return tuple(weights)

@@ -7,7 +7,6 @@ weights, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ from scipy import ndimage
 from recoseg_cli.api import Segmenter
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.cache import CachedSubject
+from recoseg_cli.data.institutions import institution
 from recoseg_cli.devices import machine_description, resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
 from recoseg_cli.diffusion.samplers import SamplerConfig
@@ -78,19 +78,11 @@ class CrossValConfig:
     """Segmenters' Dice loss over each batch as a whole (``SegStageConfig.batch_dice``)."""
     l1_reference: bool = True
     """Train and score the L1 regressor beside each fold's DDPM (stage 1's deterministic reference)."""
+    source_weights: tuple[tuple[str, float], ...] = ()
+    """Segmenters' sampling weight of training cases by institution (``SegStageConfig.source_weights``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-INSTITUTIONS = (("BraTS 2013", re.compile(r"_2013_")), ("CBICA", re.compile(r"_CBICA_")),
-                ("TCIA", re.compile(r"_TCIA\d*_")))
-"""Contributing institutions recognised in BraTS 2018-style case ids (``Brats18_CBICA_ABM_1``)."""
-
-
-def institution(case_id: str) -> str:
-    """The institution named in a BraTS 2018-style case id, or "other"."""
-    return next((name for name, pattern in INSTITUTIONS if pattern.search(case_id)), "other")
 
 
 def assign_folds(case_ids: list[str], folds: int, seed: int) -> dict[str, int]:
@@ -136,6 +128,7 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
     for variant in config.variants:
         channels = VARIANTS[variant]
         stage = segmenter_stage(channels, widths=config.seg_widths, batch_dice=config.batch_dice,
+                                source_weights=dict(config.source_weights),
                                 t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():

@@ -2,11 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import TINY, run_cli
-from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds, institution
+from recoseg_cli.cli_options import parse_source_weights
+from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds
+from recoseg_cli.data.institutions import institution
+from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.data.synthetic import generate_patient, write_patient
+from recoseg_cli.errors import InputError
+from recoseg_cli.training.seg_task import SegStageConfig, subject_weights
 
 
 def test_folds_partition_the_patients():
@@ -85,3 +91,19 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", tmp_path / "cv4", "--folds", "4",
                             "--size", "32"], capsys)
     assert code == 2 and "--folds 4" in err
+
+
+def test_source_weights_make_an_institutions_slices_rarer():
+    subjects = np.repeat([0, 1], 100)  # slices of a TCIA case, then of a CBICA case; tumour on every 4th
+    seg = np.zeros((200, 4, 4), np.uint8)
+    seg[::4, 1, 1] = 2
+    slices = SliceSet(np.zeros((200, 4, 4, 4), np.float16), np.ones((200, 4, 4), bool), seg, subjects,
+                      ["Brats18_TCIA01_1_1", "Brats18_CBICA_AAA_1"])
+    weights = subject_weights(SegStageConfig(source_weights={"TCIA": 0.25}), slices.case_ids)
+    assert weights.tolist() == [0.25, 1.0]
+    for foreground in (0.0, 0.5):
+        index, _ = slices.random_index(np.random.default_rng(0), 20000, foreground, weights)
+        assert abs((subjects[index] == 0).mean() - 0.2) < 0.02  # 0.25 : 1 -> a fifth of the draws
+    assert parse_source_weights(["TCIA=0.5", "CBICA=2"]) == (("TCIA", 0.5), ("CBICA", 2.0))
+    with pytest.raises(InputError, match="NAME one of BraTS 2013, CBICA, TCIA"):
+        parse_source_weights(["Oxford=1"])

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from recoseg_cli.crossval import institution
+from recoseg_cli.data.institutions import institution
 from recoseg_cli.metrics import paired_difference
 
 REGIONS = (("whole", "WT"), ("core", "TC"), ("enhancing", "ET"))

@@ -56,16 +56,27 @@ class SliceSet:
                 value[flip] = value[flip][..., ::-1, :]
         return out
 
-    def random_index(self, rng: np.random.Generator, size: int,
-                     foreground: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def random_index(self, rng: np.random.Generator, size: int, foreground: float = 0.0,
+                     subject_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Random slice indices and left-right flips (half of them); about ``foreground`` of the indices are
-        drawn from slices that hold tumour (all uniformly when none does)."""
-        index = rng.integers(0, len(self), size)
+        drawn from slices that hold tumour (all uniformly when none does). ``subject_weights`` (one per subject)
+        make a subject's slices that much more or less likely to be drawn."""
+        if subject_weights is None:
+            index = rng.integers(0, len(self), size)
+        else:
+            index = rng.choice(len(self), size, p=self._probabilities(subject_weights, np.arange(len(self))))
         tumour = self.tumour_slices
         if foreground > 0 and len(tumour):
             chosen = rng.random(size) < foreground
-            index[chosen] = tumour[rng.integers(0, len(tumour), int(chosen.sum()))]
+            if subject_weights is None:
+                index[chosen] = tumour[rng.integers(0, len(tumour), int(chosen.sum()))]
+            else:
+                index[chosen] = rng.choice(tumour, int(chosen.sum()), p=self._probabilities(subject_weights, tumour))
         return index, rng.random(size) < 0.5
+
+    def _probabilities(self, subject_weights: np.ndarray, index: np.ndarray) -> np.ndarray:
+        weights = np.asarray(subject_weights, float)[self.subject[index]]
+        return weights / weights.sum()
 
     @cached_property
     def tumour_slices(self) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
+from recoseg_cli.data.institutions import institution
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNetConfig
@@ -49,6 +50,9 @@ class SegStageConfig:
     """Share of each batch drawn from slices with tumour (the rest uniformly from all brain slices)."""
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     """Random transforms of training slices; None trains on the slices as they are (flips only)."""
+    source_weights: dict[str, float] = field(default_factory=dict)
+    """Sampling weight of training cases by contributing institution (``data.institutions``; 1 for the
+    others), e.g. ``{"TCIA": 0.5}`` to draw slices of TCIA cases half as often."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +90,11 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, batch_dice: bool =
             + soft_dice_loss(torch.sigmoid(logits), target, over_batch=batch_dice))
 
 
+def subject_weights(config: SegStageConfig, case_ids: list[str]) -> np.ndarray:
+    """Each training case's sampling weight: its institution's in ``config.source_weights``, else 1."""
+    return np.array([config.source_weights.get(institution(case), 1.0) for case in case_ids])
+
+
 class SegTask(Task):
     """Loss and validation of the segmenter for the shared training loop."""
 
@@ -98,12 +107,14 @@ class SegTask(Task):
         super().__init__(config, train, val, preprocess, device)
         self.ddpm_payload = ddpm_payload
         self.sampler = sampler
+        self.subject_weights = subject_weights(config, train.case_ids) if config.source_weights else None
 
     def inputs(self, arrays: dict, missing: np.ndarray | None = None) -> np.ndarray:
         return assemble(arrays["images"], arrays["brain"], self.config.channels, arrays.get("synth"), missing)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
-        arrays = self.train.arrays(*self.train.random_index(rng, batch_size, self.config.foreground_fraction))
+        arrays = self.train.arrays(*self.train.random_index(rng, batch_size, self.config.foreground_fraction,
+                                                            self.subject_weights))
         augment = self.config.augment
         if augment is not None:
             arrays = augment_batch(arrays, rng, augment)
