@@ -32,8 +32,8 @@ def _is_t2(series: Series) -> bool:
 def _is_t1(series: Series) -> bool:
     if re.search(r"t1|mprage|spgr|bravo|tfl|vibe|\bfspgr", series.text):
         return True
-    return (series.echo_ms or 99) < 20 and ((series.repetition_ms or 9999) < 1000 or
-                                           (series.inversion_ms or 0) and series.inversion_ms < 1200)
+    short_tr, short_ti = (series.repetition_ms or 9999) < 1000, 0 < (series.inversion_ms or 0) < 1200
+    return (series.echo_ms or 99) < 20 and (short_tr or short_ti)
 
 
 def _has_contrast(series: Series) -> bool:

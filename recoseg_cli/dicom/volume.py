@@ -13,6 +13,7 @@ from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient
 
 GRID_TOLERANCE_MM = 0.01
+"""Largest distance between a slice's position and where the stacked volume puts it."""
 
 
 def read_series(series: Series) -> sitk.Image:
