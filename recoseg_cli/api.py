@@ -239,8 +239,8 @@ class Segmenter:
         brain_ml = float(sliced.volume_brain.sum()) * prepared.voxel_ml
         if brain_ml > LARGEST_BRAIN_ML:
             warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
-                            "look not skull-stripped; the models expect skull-stripped scans like BraTS's (--prepare full "
-                            "removes the skull)")
+                            "look not skull-stripped; the models expect skull-stripped scans like BraTS's "
+                            "(--prepare full removes the skull)")
         inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
         slices = self.network.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
         probabilities = self._restacked(sliced, slices)
