@@ -135,8 +135,7 @@ def study_folders(root: Path) -> list[tuple[Path, str | None]]:
     owners: dict[Path, set[tuple[str, str, str]]] = defaultdict(set)
     for path in (p for p in Path(root).rglob("*") if p.is_file()):
         try:
-            header = pydicom.dcmread(path, stop_before_pixels=True,
-                                     specific_tags=["PatientID", "StudyInstanceUID", "StudyDate"])
+            header = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:
             continue  # read_study names unreadable files
         if "StudyInstanceUID" in header:
