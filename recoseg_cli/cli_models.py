@@ -125,6 +125,7 @@ def crossval(
     folds: int = typer.Option(5, min=2, help="Folds; patients are split by a seeded permutation, stratified by the "
                                              "institution in BraTS 2018 case ids."),
     ddpm_steps: int = typer.Option(1000, min=1, help="DDPM optimizer steps per fold."),
+    ddpm_widths: str = typer.Option("16,32,64,96", help="DDPM (and L1 regressor) U-Net channel widths per level."),
     seg_steps: int = typer.Option(800, min=1, help="Segmenter optimizer steps per fold and variant."),
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     ddpm_lr: float = typer.Option(2e-4, help="DDPM peak learning rate."),
@@ -137,6 +138,9 @@ def crossval(
     source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "
                                                                         "institution's cases, e.g. TCIA=0.5 "
                                                                         "(repeatable; others 1)."),
+    foreground_region: str = typer.Option("whole", "--foreground-region",
+                                          help="Segmenter: half of each batch comes from slices holding this "
+                                               "region: whole (any tumour) or core (over-samples TC/ET slices)."),
     l1_reference: bool = typer.Option(True, "--l1-reference/--no-l1-reference",
                                       help="Also train and score stage 1's L1 regressor in every fold."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
@@ -153,10 +157,13 @@ def crossval(
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     if not chosen or any(v not in VARIANTS for v in chosen):
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
-    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, seg_steps=seg_steps,
-                            seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
+    if foreground_region not in ("whole", "core"):
+        raise InputError(f"--foreground-region: choose whole or core, not {foreground_region!r}")
+    config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, ddpm_widths=parse_widths(ddpm_widths),
+                            seg_steps=seg_steps, seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
-                            l1_reference=l1_reference, source_weights=parse_source_weights(source_weight))
+                            l1_reference=l1_reference, source_weights=parse_source_weights(source_weight),
+                            foreground_region=foreground_region)
     start = time.perf_counter()
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")

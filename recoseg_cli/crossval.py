@@ -7,7 +7,7 @@ weights, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from recoseg_cli.api import Segmenter
+from recoseg_cli.api import Prediction, Segmenter
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.data.institutions import institution
@@ -33,7 +33,7 @@ from recoseg_cli.pipeline import DEFAULT_CHANNELS, prepare_patient, residual_sli
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import REGIONS, REGION_ABBREVIATIONS, PostprocessConfig, region_mask, region_masks
 from recoseg_cli.training.data import load_training_cache
-from recoseg_cli.training.ddpm_task import DDPMStageConfig
+from recoseg_cli.training.ddpm_task import DDPMStageConfig, ddpm_unet
 from recoseg_cli.training.loop import TrainConfig
 from recoseg_cli.training.regressor_task import regressor_stage
 from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
@@ -45,9 +45,6 @@ VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
 
 DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
 """Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
-
-REGRESSOR = regressor_stage(DDPM_RECIPE.unet)
-"""Stage 1's deterministic reference: the DDPM's U-Net trained as an L1 regressor, same steps and learning rate."""
 
 STAGE_ONE_LABELS = {"synth": "synthetic T1ce (DDPM, one-step)", "l1": "L1 regressor", "t1": "real T1 (reference)"}
 """Images scored as stand-ins for the real T1ce in the stage-1 table."""
@@ -66,6 +63,7 @@ class CrossValConfig:
     """Seeds the split of patients into folds and every training run."""
     ddpm_steps: int = 1000
     """Optimizer steps of each fold's DDPM and of its L1 regressor."""
+    ddpm_widths: tuple[int, ...] = DDPM_RECIPE.unet.widths
     seg_steps: int = 800
     seg_widths: tuple[int, ...] = SegStageConfig().unet.widths
     ddpm_lr: float = 2e-4
@@ -80,6 +78,8 @@ class CrossValConfig:
     """Train and score the L1 regressor beside each fold's DDPM (stage 1's deterministic reference)."""
     source_weights: tuple[tuple[str, float], ...] = ()
     """Segmenters' sampling weight of training cases by institution (``SegStageConfig.source_weights``)."""
+    foreground_region: str = "whole"
+    """Region whose slices make the segmenters' foreground share (``SegStageConfig.foreground_region``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,8 +104,9 @@ def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> T
 
 def stage_one_models(config: CrossValConfig) -> list[tuple]:
     """Stage-1 models of each fold: (folder name, training function, stage config)."""
-    return [("ddpm", fit_ddpm, DDPM_RECIPE)] + ([("regressor", fit_regressor, REGRESSOR)] if config.l1_reference
-                                                 else [])
+    ddpm = replace(DDPM_RECIPE, unet=ddpm_unet(config.ddpm_widths))
+    return [("ddpm", fit_ddpm, ddpm)] + ([("regressor", fit_regressor, regressor_stage(ddpm.unet))]
+                                         if config.l1_reference else [])
 
 
 def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
@@ -129,6 +130,7 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
         channels = VARIANTS[variant]
         stage = segmenter_stage(channels, widths=config.seg_widths, batch_dice=config.batch_dice,
                                 source_weights=dict(config.source_weights),
+                                foreground_region=config.foreground_region,
                                 t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
@@ -175,11 +177,15 @@ def stage_one_scores(folder: Path, models: dict, preprocess: PreprocessConfig) -
 def evaluate_case(segmenter: Segmenter, folder: Path) -> dict:
     """Metrics of one held-out case for every post-processing candidate."""
     patient = discover_patient(folder)
-    prediction = segmenter.predict(patient)
+    return score_prediction(patient.case_id, segmenter.predict(patient))
+
+
+def score_prediction(case_id: str, prediction: Prediction) -> dict:
+    """Metrics of one case's region probabilities for every post-processing candidate."""
     volumes = prediction.prepared.volumes
     if volumes.seg is None:
-        raise InputError(f"{folder}: cross-validation needs a segmentation file in every case")
-    return {"case_id": patient.case_id, "seconds": prediction.seconds,
+        raise InputError(f"{case_id}: cross-validation needs a segmentation file in every case")
+    return {"case_id": case_id, "seconds": prediction.seconds,
             "postprocess": [region_metrics(region_masks(prediction.labelled(), candidate, prediction.voxel_ml),
                                            volumes.seg, volumes.zooms) for candidate in POSTPROCESS_CANDIDATES]}
 

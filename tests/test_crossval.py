@@ -107,3 +107,17 @@ def test_source_weights_make_an_institutions_slices_rarer():
     assert parse_source_weights(["TCIA=0.5", "CBICA=2"]) == (("TCIA", 0.5), ("CBICA", 2.0))
     with pytest.raises(InputError, match="NAME one of BraTS 2013, CBICA, TCIA"):
         parse_source_weights(["Oxford=1"])
+
+
+def test_core_foreground_over_samples_the_slices_holding_tumour_core():
+    seg = np.zeros((100, 4, 4), np.uint8)
+    seg[:40, 0, 0] = 2  # edema on 40 slices, necrosis or enhancing tumour on 10 of them
+    seg[:5, 1, 1], seg[5:10, 1, 1] = 1, 4
+    slices = SliceSet(np.zeros((100, 4, 4, 4), np.float16), np.ones((100, 4, 4), bool), seg, np.zeros(100, int),
+                      ["Brats18_CBICA_AAA_1"])
+    core = {"whole": 0.0, "core": 0.0}
+    for region in core:
+        index, _ = slices.random_index(np.random.default_rng(0), 20000, 0.5, foreground_region=region)
+        core[region] = (index < 10).mean()
+    assert abs(core["whole"] - (0.5 * 10 / 40 + 0.5 * 0.1)) < 0.02
+    assert abs(core["core"] - (0.5 + 0.5 * 0.1)) < 0.02

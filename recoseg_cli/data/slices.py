@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recoseg_cli.data.cache import CachedSubject
+from recoseg_cli.regions import region_mask
 
 
 @dataclass
@@ -21,6 +21,7 @@ class SliceSet:
     case_ids: list[str]
     synth: np.ndarray | None = None
     """Synthetic T1ce (N, S, S), when the segmenter needs it."""
+    _region_slices: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_subjects(cls, subjects: list[CachedSubject]) -> SliceSet:
@@ -57,15 +58,16 @@ class SliceSet:
         return out
 
     def random_index(self, rng: np.random.Generator, size: int, foreground: float = 0.0,
-                     subject_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     subject_weights: np.ndarray | None = None,
+                     foreground_region: str = "whole") -> tuple[np.ndarray, np.ndarray]:
         """Random slice indices and left-right flips (half of them); about ``foreground`` of the indices are
-        drawn from slices that hold tumour (all uniformly when none does). ``subject_weights`` (one per subject)
-        make a subject's slices that much more or less likely to be drawn."""
+        drawn from slices that hold ``foreground_region`` (all uniformly when none does). ``subject_weights``
+        (one per subject) make a subject's slices that much more or less likely to be drawn."""
         if subject_weights is None:
             index = rng.integers(0, len(self), size)
         else:
             index = rng.choice(len(self), size, p=self._probabilities(subject_weights, np.arange(len(self))))
-        tumour = self.tumour_slices
+        tumour = self.region_slices(foreground_region)
         if foreground > 0 and len(tumour):
             chosen = rng.random(size) < foreground
             if subject_weights is None:
@@ -78,7 +80,9 @@ class SliceSet:
         weights = np.asarray(subject_weights, float)[self.subject[index]]
         return weights / weights.sum()
 
-    @cached_property
-    def tumour_slices(self) -> np.ndarray:
-        """Indices of the slices whose labels hold tumour."""
-        return np.flatnonzero(self.seg.reshape(len(self.seg), -1).any(axis=1))
+    def region_slices(self, region: str) -> np.ndarray:
+        """Indices of the slices whose labels hold ``region`` (``regions.REGIONS``)."""
+        if region not in self._region_slices:
+            holds = region_mask(self.seg, region).reshape(len(self.seg), -1).any(axis=1)
+            self._region_slices[region] = np.flatnonzero(holds)
+        return self._region_slices[region]

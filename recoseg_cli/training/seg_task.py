@@ -47,7 +47,10 @@ class SegStageConfig:
     batch_dice: bool = False
     """Dice loss over each batch as a whole per region, not per slice (see ``soft_dice_loss``)."""
     foreground_fraction: float = 0.5
-    """Share of each batch drawn from slices with tumour (the rest uniformly from all brain slices)."""
+    """Share of each batch drawn from slices with ``foreground_region`` (the rest uniformly from all slices)."""
+    foreground_region: str = "whole"
+    """Region whose slices make the foreground share: "whole" (any tumour) or "core" (necrosis or enhancing
+    tumour, which over-samples the TC/ET slices)."""
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     """Random transforms of training slices; None trains on the slices as they are (flips only)."""
     source_weights: dict[str, float] = field(default_factory=dict)
@@ -114,7 +117,7 @@ class SegTask(Task):
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         arrays = self.train.arrays(*self.train.random_index(rng, batch_size, self.config.foreground_fraction,
-                                                            self.subject_weights))
+                                                            self.subject_weights, self.config.foreground_region))
         augment = self.config.augment
         if augment is not None:
             arrays = augment_batch(arrays, rng, augment)
