@@ -133,12 +133,13 @@ class Segmenter:
     def __init__(self, weights: str | Path | None = None, device: str = "auto", *, threshold: float | None = None,
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
-                 batch_size: int | None = None, bf16: bool = True, force: bool = False, tta: bool = False):
+                 batch_size: int | None = None, bf16: bool = True, force: bool = False, tta: bool = False,
+                 model: str | None = None):
         self.device = resolve_device(device)
         self.force, self.tta = force, tta
         self.batch_size = inference_batch_size(self.device, batch_size)
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
-        path, checksum = resolve_weights_path(Path(weights) if weights is not None else None)
+        path, checksum = resolve_weights_path(Path(weights) if weights is not None else None, model)
         self.weights: Weights = load_weights(path, ("seg",), checksum)
         extra = self.weights.extra
         self.channels = tuple(extra["channels"])

@@ -15,8 +15,8 @@ import typer
 from recoseg_cli import __version__
 from recoseg_cli.cli_models import COMMANDS
 from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
-                                     STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Prepare, Sampler,
-                                     label_scheme, parse_shard, patient_from_options, sampler_config)
+                                     STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Model, Prepare,
+                                     Sampler, label_scheme, parse_shard, patient_from_options, sampler_config)
 from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
 
@@ -93,6 +93,8 @@ def segment(
     dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="DICOM study: also write the mask as a "
                                                                        "DICOM Segmentation on the T1ce series."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
+    model: Optional[Model] = typer.Option(None, help="Bundled model: fast (the default) or accurate (larger "
+                                                     "networks, about 1.4x the time)."),
     device: str = DEVICE,
     sampler: Optional[Sampler] = typer.Option(None, help="Override the weights' sampler."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
@@ -159,7 +161,7 @@ def segment(
                                        ("probabilities_enhancing", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth), ("uncertainty", save_uncertainty)) if on)
     options = SegmentOptions(
-        weights=weights, device=device, sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
+        weights=weights, model=model, device=device, sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
         batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
         whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,

@@ -14,6 +14,8 @@ from recoseg_cli.errors import InputError
 Labels = Literal["auto", "brats2020", "brats2023"]
 Sampler = Literal["onestep", "ddim", "ddpm"]
 Prepare = Literal["auto", "off", "full"]
+Model = Literal["fast", "accurate"]
+"""Bundled models (``weights.BUNDLED_MODELS``)."""
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summary; warnings and errors still print.")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recoseg_cli.errors import WeightsError
+from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.outputs import write_atomically
 
 FORMAT = "recoseg-weights/1"
@@ -26,7 +26,11 @@ def _bundled_dir() -> Path:
 
 
 BUNDLED_DIR = _bundled_dir()
-BUNDLED_FILE = "recoseg_brats18.pt"
+BUNDLED_MODELS = {"fast": "recoseg_brats18_fast.pt", "accurate": "recoseg_brats18_accurate.pt"}
+"""Bundled weights by ``--model`` name: "fast" (the default, within the speed budget) and "accurate" (larger
+networks, about 1.4 times the command's time; see the model card)."""
+DEFAULT_MODEL = "fast"
+BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"
 
@@ -79,14 +83,19 @@ def bundled_checksum(name: str) -> str | None:
     return None
 
 
-def resolve_weights_path(option: Path | None) -> tuple[Path, str | None]:
-    """The weights file to use and the checksum it must match (bundled weights only)."""
+def resolve_weights_path(option: Path | None, model: str | None = None) -> tuple[Path, str | None]:
+    """The weights file to use and the checksum it must match (bundled weights only): ``option`` (--weights),
+    else the bundled ``model`` (--model), else $RECOSEG_WEIGHTS, else the default bundled model."""
+    if option is not None and model is not None:
+        raise InputError("--weights and --model both choose the weights; give one")
     if option is not None:
         return Path(option), None
-    if os.environ.get(ENV_VAR):
+    if model is None and os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]), None
-    path = BUNDLED_DIR / BUNDLED_FILE
-    return path, bundled_checksum(BUNDLED_FILE)
+    if (model or DEFAULT_MODEL) not in BUNDLED_MODELS:
+        raise InputError(f"--model {model}: choose {' or '.join(BUNDLED_MODELS)}")
+    name = BUNDLED_MODELS[model or DEFAULT_MODEL]
+    return BUNDLED_DIR / name, bundled_checksum(name)
 
 
 def load_weights(path: Path, stages: tuple[str, ...], expected_sha256: str | None = None) -> Weights:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from recoseg_cli import weights
+from recoseg_cli.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = ("recoseg_brats18.pt", "SHA256SUMS", "MODEL_CARD.md")
+PACKAGED = ("recoseg_brats18_fast.pt", "recoseg_brats18_accurate.pt", "SHA256SUMS", "MODEL_CARD.md")
 
 
 def test_bundled_weights_are_package_data_with_their_checksum():
@@ -21,6 +22,19 @@ def test_bundled_weights_are_package_data_with_their_checksum():
     path, checksum = weights.resolve_weights_path(None)
     assert path == folder / weights.BUNDLED_FILE
     assert checksum == weights.sha256_of(path)
+    for model, name in weights.BUNDLED_MODELS.items():
+        path, checksum = weights.resolve_weights_path(None, model)
+        assert path == folder / name and checksum == weights.sha256_of(path)
+
+
+def test_a_bundled_model_is_chosen_by_name_and_not_beside_other_weights(monkeypatch, tmp_path):
+    monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "mine.pt"))
+    assert weights.resolve_weights_path(None) == (tmp_path / "mine.pt", None)
+    assert weights.resolve_weights_path(None, "accurate")[0].name == "recoseg_brats18_accurate.pt"
+    with pytest.raises(InputError, match="--weights and --model both"):
+        weights.resolve_weights_path(tmp_path / "mine.pt", "fast")
+    with pytest.raises(InputError, match="choose fast or accurate"):
+        weights.resolve_weights_path(None, "best")
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
-"""The bundled weights on real BraTS 2018 cases (../shared/real/cases): a regression floor, not an accuracy claim.
+"""Both bundled models on real BraTS 2018 cases (../shared/real/cases): a regression floor, not an accuracy claim.
 
-The three smallest cases were among the 22 training cases of the bundled weights, so these scores sit above
-the cross-validated ones (README); the floor is set below the cross-validated means so that only a real
-regression (broken preprocessing, label conversion, geometry or weights) fails it.
+The three smallest cases were among the 38 training cases of the bundled weights, so these scores sit above
+the cross-validated ones (README); the floors are set below the cross-validated means so that only a real
+regression (broken preprocessing, label conversion, geometry or weights) fails them.
 """
 
 import json
@@ -15,6 +15,7 @@ import pytest
 from conftest import run_cli
 from recoseg_cli.metrics import dice
 from recoseg_cli.regions import region_mask
+from recoseg_cli.weights import BUNDLED_MODELS
 
 REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
 SMALLEST = ("Brats18_TCIA03_265_1", "Brats18_2013_3_1", "Brats18_TCIA02_370_1")
@@ -24,12 +25,14 @@ FLOORS = {"whole": 0.80, "core": 0.60, "enhancing": 0.55}
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS cases are not beside this checkout")
-def test_bundled_weights_segment_real_cases_above_the_floor(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["fast", "accurate"])
+def test_bundled_models_segment_real_cases_above_the_floor(model, tmp_path, capsys):
     scores = {region: [] for region in FLOORS}
     for case in SMALLEST:
         folder = REAL_CASES / case
         output, report = tmp_path / f"{case}.nii.gz", tmp_path / f"{case}.json"
-        code, _, err = run_cli(["segment", folder, "-o", output, "--report", report, "--device", "cpu", "-q"], capsys)
+        code, _, err = run_cli(["segment", folder, "-o", output, "--report", report, "--device", "cpu",
+                                "--model", model, "-q"], capsys)
         assert code == 0, err
         written, source = nib.load(str(output)), nib.load(str(folder / f"{case}_flair.nii.gz"))
         np.testing.assert_allclose(written.affine, source.affine)
@@ -37,6 +40,7 @@ def test_bundled_weights_segment_real_cases_above_the_floor(tmp_path, capsys):
         truth = np.asanyarray(nib.load(str(folder / f"{case}_seg.nii.gz")).dataobj)
         assert set(np.unique(labels)) <= {0, 1, 2, 4}
         written_report = json.loads(report.read_text())
+        assert Path(written_report["weights"]).name == BUNDLED_MODELS[model]
         assert written_report["warnings"] == [], written_report["warnings"]  # no false alarm on a real case
         metrics = written_report["metrics_vs_ground_truth"]
         for region in FLOORS:

@@ -50,6 +50,8 @@ class SegmentOptions:
     """What ``recoseg segment`` was asked to do."""
 
     weights: Path | None = None
+    model: str | None = None
+    """A bundled model by name (``weights.BUNDLED_MODELS``); None: the default, or ``weights``."""
     device: str = "auto"
     sampler: SamplerConfig | None = None
     seed: int = 0
@@ -80,7 +82,7 @@ class SegmentOptions:
         return Segmenter(self.weights, self.device, threshold=self.threshold, min_component_ml=self.min_component_ml,
                          whole_tumour=self.whole_tumour_only, labels=self.label_scheme, sampler=self.sampler,
                          seed=self.seed, batch_size=self.batch_size, bf16=self.bf16,
-                         force=self.force, tta=self.tta)
+                         force=self.force, tta=self.tta, model=self.model)
 
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
