@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 import typer
 
-from recoseg_cli.cli_options import (BATCH_DICE, DEVICE, QUIET, Labels, Sampler, label_scheme, parse_shape,
+from recoseg_cli.cli_options import (BATCH_DICE, DEVICE, QUIET, Labels, Model, Sampler, label_scheme, parse_shape,
                                      parse_source_weights, parse_widths, sampler_config)
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.errors import InputError
@@ -102,6 +102,8 @@ def benchmark(
     batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 4]."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
                                                            "or fp32 throughout (as on CPUs without bf16)."),
+    model: Optional[Model] = typer.Option(None, help="Speed study: the bundled model to time [default: the "
+                                                     "default model]."),
     quiet: bool = QUIET,
 ) -> None:
     """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
@@ -113,9 +115,9 @@ def benchmark(
              "--repeats": None if repeats == 1 else repeats,
              **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
     flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers),
-                                   ("--no-bf16", not bf16)) if on]
+                                   ("--no-bf16", not bf16), (f"--model {model}", model)) if on]
     command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
-    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16)
+    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16, model=model)
     run_benchmark(plan, out, data, device, speed_only, quiet, command)
 
 

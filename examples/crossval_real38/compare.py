@@ -30,7 +30,7 @@ def load(source: str, candidate: int) -> dict[str, dict]:
     cases = {}
     for path in sorted(glob.glob(source)):
         for case in json.load(open(path))["cases"]:
-            cases[case["case_id"]] = {r: case["postprocess"][candidate][r] for r, _ in REGIONS}
+            cases[case["case_id"]] = {"fold": case["fold"], **{r: case["postprocess"][candidate][r] for r, _ in REGIONS}}
     return cases
 
 
@@ -41,14 +41,24 @@ def row(label: str, cases: dict[str, dict]) -> str:
         cells.append(f"{dice.mean():.3f} ± {dice.std():.3f} ({np.median(dice):.3f})")
     hd95 = np.array([c["whole"]["hd95"] for c in cases.values()], float)
     hd95 = hd95[np.isfinite(hd95)]
-    return f"| {label} | {len(cases)} | " + " | ".join(cells) + f" | {np.median(hd95):.1f} |"
+    lesion = " / ".join(f"{np.mean([c[r]['lesion_dice'] for c in cases.values()]):.3f}"
+                        if all("lesion_dice" in c[r] for c in cases.values()) else "n/a" for r, _ in REGIONS)
+    return f"| {label} | {len(cases)} | " + " | ".join(cells) + f" | {np.median(hd95):.1f} | {lesion} |"
 
 
 def main(candidate: int, systems: list[tuple[str, dict]]) -> None:
-    print("| system | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| system | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) | lesion-wise Dice WT / TC / ET |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, cases in systems:
         print(row(label, cases))
+    folds = sorted({c["fold"] for _, cases in systems for c in cases.values() if "fold" in c})
+    if folds:
+        print("\n| system | " + " | ".join(f"fold {k}: Dice WT / TC / ET" for k in folds) + " |")
+        print("| --- |" + " --- |" * len(folds))
+        for label, cases in systems:
+            print(f"| {label} | " + " | ".join(" / ".join(
+                f"{np.mean([c[r]['dice'] for c in cases.values() if c.get('fold') == k] or [np.nan]):.3f}"
+                for r, _ in REGIONS) for k in folds) + " |")
     names = sorted({institution(c) for _, cases in systems for c in cases})
     print("\n| system | institution | cases | Dice WT | Dice TC | Dice ET |\n| --- | --- | --- | --- | --- | --- |")
     for label, cases in systems:

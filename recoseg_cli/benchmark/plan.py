@@ -86,6 +86,8 @@ class Plan:
     peers: bool = True
     bf16: bool = True
     """Precision of the speed study (``--no-bf16``: fp32 throughout, as on CPUs without bf16)."""
+    model: str | None = None
+    """Bundled model the speed study times (``weights.BUNDLED_MODELS``; None: the default)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

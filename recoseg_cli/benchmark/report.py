@@ -175,7 +175,7 @@ def speed_markdown(speed: dict) -> list[str]:
     lines = ["", f"## Speed ({speed['device']}: {speed.get('cpu', 'CPU model not recorded')}, torch {speed['torch']}, "
                  f"{speed['threads']} threads)", "",
              f"`recoseg segment` on the four images of {Path(segment['patient']).name} (no segmentation file; "
-             f"{segment['slices']} slices, bundled weights, "
+             f"{segment['slices']} slices, weights {Path(speed.get('weights', 'bundled')).name}, "
              f"{segment['precision']}): median wall {segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
              f"run{'s' if segment['repeats'] > 1 else ''}, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis "
              f"{segment['synthesis_slices_per_s']:.0f} "

@@ -45,7 +45,7 @@ def speed_patient(work: Path) -> Path:
 
 
 def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool,
-                peer: Callable[[], float] | None = None) -> dict:
+                peer: Callable[[], float] | None = None, model: str | None = None) -> dict:
     """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs.
 
     The command segments a copy of the patient's four images without its segmentation file, as a user's
@@ -63,7 +63,7 @@ def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool
         report = out_dir / "report.json"
         command = [sys.executable, "-m", "recoseg_cli", "segment", str(images), "-o", str(out_dir / "mask.nii.gz"),
                    "--report", str(report), "--overwrite", "-q", "--device", device,
-                   "--bf16" if bf16 else "--no-bf16"]
+                   "--bf16" if bf16 else "--no-bf16", *(("--model", model) if model else ())]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         walls.append(time.perf_counter() - start)
@@ -274,11 +274,11 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
     """Every speed figure of the benchmark, measured in one run."""
     device = resolve_device(device_name)
     patient = speed_patient(work)
-    path, checksum = resolve_weights_path(None)
+    path, checksum = resolve_weights_path(None, plan.model)
     weights = load_weights(path, ("seg",), checksum)
     prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
     peer = segresnet_timer(prepared, device, plan.bf16) if plan.peers else None
-    stages = stage_times(patient, work, plan.speed_repeats, device_name, plan.bf16, peer)
+    stages = stage_times(patient, work, plan.speed_repeats, device_name, plan.bf16, peer, plan.model)
     log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}, "
         f"{stages['precision']}), peak RSS {stages['peak_rss_gb']:.2f} GB")
     if "ratio_to_segresnet" in stages:
@@ -290,7 +290,7 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
                              None if plan.full_samplers else plan.sampler_slices, device, plan.bf16, log)
     ours = stages["stage_seconds"]["synthesis"] + stages["stage_seconds"]["segmentation"]
     peers = peer_times(prepared, device, plan.bf16, max(1, plan.speed_repeats - 1), ours, log) if plan.peers else None
-    return {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    return {"weights": str(path), "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": cpu_model(), "bf16_hardware": bf16_supported(device), "segment": stages,
             "matmul_peak_gflops": peak, "networks": networks, "samplers": samplers, "peers": peers}
 
