@@ -93,8 +93,8 @@ def segment(
     dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="DICOM study: also write the mask as a "
                                                                        "DICOM Segmentation on the T1ce series."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    model: Optional[Model] = typer.Option(None, help="Bundled model: fast (the default) or accurate (larger "
-                                                     "networks, about 1.4x the time)."),
+    model: Optional[Model] = typer.Option(None, help="Bundled model: accurate (the default) or fast (smaller "
+                                                     "networks, shorter command, lower Dice)."),
     device: str = DEVICE,
     sampler: Optional[Sampler] = typer.Option(None, help="Override the weights' sampler."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),
@@ -161,9 +161,9 @@ def segment(
                                        ("probabilities_enhancing", save_probabilities), ("residual", save_residual),
                                        ("synth", save_synth), ("uncertainty", save_uncertainty)) if on)
     options = SegmentOptions(
-        weights=weights, model=model, device=device, sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed,
-        batch_size=batch_size, threshold=threshold, min_component_ml=min_component,
-        whole_tumour_only=whole_tumour, save=save, overlay=overlay,
+        weights=weights, model=model, device=device,
+        sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed, batch_size=batch_size,
+        threshold=threshold, min_component_ml=min_component, whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
         label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta, prepare=prepare,
         keep_prepared=keep_prepared, qc=qc)

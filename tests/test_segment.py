@@ -159,6 +159,7 @@ def test_bad_input_and_weights(tiny_patient, tmp_path, tiny_weights, capsys, mon
         (["--weights", tiny_weights["ddpm"]], "holds ddpm weights"),
         (["--weights", tmp_path / "none.pt"], "weights file not found"),
         (["--weights", tmp_path], "is a folder"),
+        (["--weights", seg_weights, "--model", "fast"], "--weights and --model both choose the weights"),
     ]
     (tmp_path / "junk.pt").write_bytes(b"not torch")
     cases.append((["--weights", tmp_path / "junk.pt"], "not a readable weights file"))

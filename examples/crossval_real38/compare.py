@@ -3,7 +3,8 @@
     python examples/crossval_real38/compare.py CANDIDATE LABEL=SOURCE [LABEL=SOURCE ...]
 
 SOURCE is a glob of crossval score files (``runs/cv38/fold*/recoseg/scores.json``) scored with post-processing
-candidate number CANDIDATE (``crossval.POSTPROCESS_CANDIDATES``), or a cohort CSV report of `recoseg segment`.
+candidate number CANDIDATE (``crossval.POSTPROCESS_CANDIDATES``; ``SOURCE@K`` scores that system with candidate K
+instead, e.g. the one its own cross-validation chose), or a cohort CSV report of `recoseg segment`.
 The first system is the reference of the paired differences (per case, 95% percentile bootstrap), computed
 over the cases both systems scored.
 """
@@ -46,7 +47,7 @@ def row(label: str, cases: dict[str, dict]) -> str:
     return f"| {label} | {len(cases)} | " + " | ".join(cells) + f" | {np.median(hd95):.1f} | {lesion} |"
 
 
-def main(candidate: int, systems: list[tuple[str, dict]]) -> None:
+def main(systems: list[tuple[str, dict]]) -> None:
     print("| system | cases | Dice WT | Dice TC | Dice ET | median HD95 WT (mm) | lesion-wise Dice WT / TC / ET |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, cases in systems:
@@ -79,4 +80,9 @@ def main(candidate: int, systems: list[tuple[str, dict]]) -> None:
 
 if __name__ == "__main__":
     chosen = int(sys.argv[1])
-    main(chosen, [(item.split("=", 1)[0], load(item.split("=", 1)[1], chosen)) for item in sys.argv[2:]])
+    systems = []
+    for item in sys.argv[2:]:
+        label, source = item.split("=", 1)
+        source, _, own = source.partition("@")
+        systems.append((label, load(source, int(own) if own else chosen)))
+    main(systems)
