@@ -26,7 +26,7 @@ def _bundled_dir() -> Path:
 
 
 BUNDLED_DIR = _bundled_dir()
-BUNDLED_MODELS = {"accurate": "recoseg_brats18_accurate.pt", "fast": "recoseg_brats18_fast.pt"}
+BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "fast": "recoseg_fast.pt"}
 """Bundled weights by ``--model`` name: "accurate" (the default) and "fast" (smaller networks: a shorter command,
 lower Dice; see the model card)."""
 DEFAULT_MODEL = "accurate"
