@@ -145,6 +145,9 @@ def crossval(
                                                "region: whole (any tumour) or core (over-samples TC/ET slices)."),
     l1_reference: bool = typer.Option(True, "--l1-reference/--no-l1-reference",
                                       help="Also train and score stage 1's L1 regressor in every fold."),
+    residual_from: str = typer.Option("ddpm", "--residual-from",
+                                      help="Stage-1 model whose synthetic T1ce makes the segmenters' residual: "
+                                           "ddpm or regressor (the L1 regressor, then trained in every fold)."),
     seed: int = typer.Option(0, help="Seed of the folds and of training."),
     only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
                                                              "by side); a run without it writes the summary."),
@@ -161,11 +164,13 @@ def crossval(
         raise InputError(f"--variants: choose from {', '.join(VARIANTS)}, not {variants!r}")
     if foreground_region not in ("whole", "core"):
         raise InputError(f"--foreground-region: choose whole or core, not {foreground_region!r}")
+    if residual_from not in ("ddpm", "regressor"):
+        raise InputError(f"--residual-from: choose ddpm or regressor, not {residual_from!r}")
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, ddpm_widths=parse_widths(ddpm_widths),
                             seg_steps=seg_steps, seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
                             l1_reference=l1_reference, source_weights=parse_source_weights(source_weight),
-                            foreground_region=foreground_region)
+                            foreground_region=foreground_region, residual_from=residual_from)
     start = time.perf_counter()
     with progress_bar(quiet) as progress:
         task = progress.add_task("cross-validation", total=None, info="")

@@ -80,6 +80,13 @@ class CrossValConfig:
     """Segmenters' sampling weight of training cases by institution (``SegStageConfig.source_weights``)."""
     foreground_region: str = "whole"
     """Region whose slices make the segmenters' foreground share (``SegStageConfig.foreground_region``)."""
+    residual_from: str = "ddpm"
+    """Stage-1 model whose synthetic T1ce gives the segmenters' residual: "ddpm" or "regressor" (the L1
+    regressor, trained whatever ``l1_reference`` says)."""
+
+    @property
+    def trains_regressor(self) -> bool:
+        return self.l1_reference or self.residual_from == "regressor"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +113,7 @@ def stage_one_models(config: CrossValConfig) -> list[tuple]:
     """Stage-1 models of each fold: (folder name, training function, stage config)."""
     ddpm = replace(DDPM_RECIPE, unet=ddpm_unet(config.ddpm_widths))
     return [("ddpm", fit_ddpm, ddpm)] + ([("regressor", fit_regressor, regressor_stage(ddpm.unet))]
-                                         if config.l1_reference else [])
+                                         if config.trains_regressor else [])
 
 
 def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
@@ -136,7 +143,8 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
         if not (seg_dir / "last.pt").is_file():
             # two training cases as the loop's validation log; the folds use the final EMA weights
             fit_seg(cache, subjects, subjects[:2], preprocess, seg_dir, stage,
-                    _train_config(config, config.seg_steps, config.seg_lr, fold), fold_dir / "ddpm" / "last.pt",
+                    _train_config(config, config.seg_steps, config.seg_lr, fold),
+                    fold_dir / config.residual_from / "last.pt",
                     SamplerConfig(), device, (seg_dir / "checkpoint.pt").is_file(), callbacks=callbacks)
         weights[variant] = seg_dir / "last.pt"
     return weights
@@ -197,7 +205,7 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
     if not path.is_file():
         models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (folder,)), device, config.bf16)
                   for name, folder in (("synth", "ddpm"), ("l1", "regressor"))
-                  if folder == "ddpm" or config.l1_reference}
+                  if folder == "ddpm" or config.trains_regressor}
         write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
                                                                          PreprocessConfig(size=config.size))}
                                     for case in held_out]})
@@ -353,11 +361,14 @@ def results_markdown(results: dict) -> str:
     """A human-readable summary of ``results.json``."""
     config = results["config"]
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
+    regressor = config.get("l1_reference", True) or config.get("residual_from") == "regressor"
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: "
-             f"{'DDPM and L1 regressor' if config.get('l1_reference', True) else 'DDPM'} "
+             f"{'DDPM and L1 regressor' if regressor else 'DDPM'} "
              f"{config['ddpm_steps']} steps each "
-             f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (lr {config['seg_lr']}, widths "
+             f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (residual from the "
+             f"{'L1 regressor' if config.get('residual_from') == 'regressor' else 'DDPM'}, "
+             f"lr {config['seg_lr']}, widths "
              f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}), batch {config['batch_size']}, "
              f"slices {config['size']}², "
              f"{'bf16 autocast where supported' if config['bf16'] else 'fp32'}, seed {config['seed']}.",

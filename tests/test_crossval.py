@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import TINY, run_cli
 from recoseg_cli.cli_options import parse_source_weights
@@ -88,6 +89,18 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     assert not list(no_l1.glob("fold*/regressor"))
     markdown = (no_l1 / "results.md").read_text()
     assert "| synthetic T1ce (DDPM, one-step) |" in markdown and "L1 regressor" not in markdown
+    from_l1 = tmp_path / "cv_residual_from_l1"
+    code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", from_l1, "--folds", "3", "--ddpm-steps", "2",
+                            "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu",
+                            "--variants", "recoseg", "--no-l1-reference", "--residual-from", "regressor", "-q"],
+                           capsys)
+    assert code == 0, err
+    segmenter = torch.load(from_l1 / "fold0" / "recoseg" / "last.pt", weights_only=True)
+    assert segmenter["extra"]["ddpm"]["stage"] == "regressor"  # its residual came from the fold's L1 regressor
+    assert "residual from the L1 regressor" in (from_l1 / "results.md").read_text()
+    code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", tmp_path / "cv5", "--residual-from", "t1"],
+                           capsys)
+    assert code == 2 and "--residual-from" in err
     code, _, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", tmp_path / "cv4", "--folds", "4",
                             "--size", "32"], capsys)
     assert code == 2 and "--folds 4" in err
