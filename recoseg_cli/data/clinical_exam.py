@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from recoseg_cli.io.discovery import discover_patient
+from recoseg_cli.prepare.registration import mutual_information_method
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,7 @@ def head_around(brain_t1: sitk.Image, head: Path, head_brain: Path) -> sitk.Imag
     information between the template's masked brain and the skull-stripped T1)."""
     template = sitk.ReadImage(str(head), sitk.sitkFloat32)
     template_brain = sitk.Mask(template, sitk.ReadImage(str(head_brain), sitk.sitkUInt8))
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(0.05, 0)
-    method.SetOptimizerAsRegularStepGradientDescent(2.0, 1e-4, 150)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    method = mutual_information_method(150)
     method.SetInitialTransform(sitk.CenteredTransformInitializer(brain_t1, template_brain, sitk.AffineTransform(3),
                                                                  sitk.CenteredTransformInitializerFilter.MOMENTS))
     return sitk.Resample(template, brain_t1, method.Execute(brain_t1, template_brain), sitk.sitkLinear, 0.0)
