@@ -175,7 +175,7 @@ class Segmenter:
                                  "folder (recoseg prepare) for the other images")
             with tempfile.TemporaryDirectory() as folder:
                 exam = prepare_exam(found, Path(folder), device=self.device, bf16=self.bf16)
-                result = self(replace(exam.patient(), case_id=found.case_id), prepare="off")
+                result = self(exam.patient(), prepare="off")
                 result.image = exam.to_native(result.image)
             result.warnings += exam.report["warnings"]
             return result

@@ -9,7 +9,7 @@ The prepared folder holds ``<case>_{flair,t1,t1ce,t2}.nii.gz`` (BraTS names), ``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -89,7 +89,8 @@ class PreparedExam:
     """The T1ce on the prepared grid before brain extraction (in memory only, for the QC picture)."""
 
     def patient(self) -> Patient:
-        return discover_patient(self.folder)
+        """The prepared exam as a BraTS-ready patient, with the exam's case id."""
+        return replace(discover_patient(self.folder), case_id=self.case_id)
 
     def to_native(self, labels: nib.Nifti1Image) -> nib.Nifti1Image:
         """Labels on the prepared grid, resampled (nearest neighbour) onto the native T1ce grid, with the T1ce
