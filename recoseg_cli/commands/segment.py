@@ -110,8 +110,7 @@ def _write_prepared(segmenter: Segmenter, patient: Patient, output: Path, option
         if options.qc is not None:
             write_qc(Path(options.qc), exam)
         inner = Path(scratch) / "prepared_mask.nii.gz"
-        report = _write_direct(segmenter, exam.patient(), inner, options,
-                               on_stage, on_slices)
+        report = _write_direct(segmenter, exam.patient(), inner, options, on_stage, on_slices)
         write_image(exam.to_native(nib.load(str(inner))), output)
     for message in exam.report["warnings"]:
         warn(f"{patient.case_id}: {message}")
