@@ -10,8 +10,8 @@ from typing import Literal, Optional
 
 import typer
 
-from recoseg_cli.cli_options import (BATCH_DICE, DEVICE, QUIET, Labels, Model, Sampler, label_scheme, parse_shape,
-                                     parse_source_weights, parse_widths, sampler_config)
+from recoseg_cli.cli_options import (BATCH_DICE, DEEP_SUPERVISION, DEVICE, QUIET, Labels, Model, Sampler, label_scheme,
+                                     parse_shape, parse_source_weights, parse_widths, sampler_config)
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.errors import InputError
 
@@ -137,6 +137,7 @@ def crossval(
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
                                                              "modalities (the four modalities only)."),
     batch_dice: bool = BATCH_DICE,
+    deep_supervision: bool = DEEP_SUPERVISION,
     source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "
                                                                         "institution's cases, e.g. TCIA=0.5 "
                                                                         "(repeatable; others 1)."),
@@ -169,6 +170,7 @@ def crossval(
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, ddpm_widths=parse_widths(ddpm_widths),
                             seg_steps=seg_steps, seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
+                            deep_supervision=deep_supervision,
                             l1_reference=l1_reference, source_weights=parse_source_weights(source_weight),
                             foreground_region=foreground_region, residual_from=residual_from)
     start = time.perf_counter()
@@ -236,6 +238,7 @@ def train(
     targets: str = typer.Option("whole,core,enhancing",
                                 help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
     batch_dice: bool = BATCH_DICE,
+    deep_supervision: bool = DEEP_SUPERVISION,
     augment: bool = typer.Option(True, "--augment/--no-augment",
                                  help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
     t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
@@ -267,7 +270,8 @@ def train(
     if not augment:
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
-    seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), t1ce_dropout=t1ce_dropout,
+    seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), deep_supervision,
+                                t1ce_dropout=t1ce_dropout,
                                 label_fraction=label_fraction, augment=AugmentConfig() if augment else None,
                                 batch_dice=batch_dice)
     regressor_config = regressor_stage(ddpm_stage.unet)

@@ -65,6 +65,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 BATCH_DICE = typer.Option(False, "--batch-dice/--no-batch-dice",
                           help="Segmenter: Dice loss over each batch as a whole, not per slice.")
+DEEP_SUPERVISION = typer.Option(False, "--deep-supervision/--no-deep-supervision",
+                                help="Segmenter: extra loss terms on the decoder's coarser levels (nnU-Net's deep "
+                                     "supervision); no cost at inference.")
 DEVICE = typer.Option("auto", callback=device_name, help="auto, cpu or cuda[:i].")
 BATCH_SIZE = typer.Option(None, min=1, help="Slices per network call [default: 8 on CPU, 64 on GPU].")
 FLAIR = typer.Option(None, "--flair", help="Explicit FLAIR path (instead of a patient folder); with a DICOM study, "

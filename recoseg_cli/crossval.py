@@ -74,6 +74,8 @@ class CrossValConfig:
     size: int = 120
     batch_dice: bool = False
     """Segmenters' Dice loss over each batch as a whole (``SegStageConfig.batch_dice``)."""
+    deep_supervision: bool = False
+    """Segmenters trained with a loss on every decoder level (``UNetConfig.deep_supervision``)."""
     l1_reference: bool = True
     """Train and score the L1 regressor beside each fold's DDPM (stage 1's deterministic reference)."""
     source_weights: tuple[tuple[str, float], ...] = ()
@@ -135,7 +137,8 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
     weights = {}
     for variant in config.variants:
         channels = VARIANTS[variant]
-        stage = segmenter_stage(channels, widths=config.seg_widths, batch_dice=config.batch_dice,
+        stage = segmenter_stage(channels, widths=config.seg_widths, deep_supervision=config.deep_supervision,
+                                batch_dice=config.batch_dice,
                                 source_weights=dict(config.source_weights),
                                 foreground_region=config.foreground_region,
                                 t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
@@ -369,7 +372,8 @@ def results_markdown(results: dict) -> str:
              f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (residual from the "
              f"{'L1 regressor' if config.get('residual_from') == 'regressor' else 'DDPM'}, "
              f"lr {config['seg_lr']}, widths "
-             f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}), batch {config['batch_size']}, "
+             f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}"
+             f"{', deep supervision' if config.get('deep_supervision') else ''}), batch {config['batch_size']}, "
              f"slices {config['size']}², "
              f"{'bf16 autocast where supported' if config['bf16'] else 'fp32'}, seed {config['seed']}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "

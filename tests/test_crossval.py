@@ -84,11 +84,13 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     no_l1 = tmp_path / "cv_no_l1"
     code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", no_l1, "--folds", "3", "--ddpm-steps", "2",
                             "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu",
-                            "--variants", "recoseg", "--no-l1-reference", "-q"], capsys)
+                            "--variants", "recoseg", "--no-l1-reference", "--deep-supervision", "-q"], capsys)
     assert code == 0, err
     assert not list(no_l1.glob("fold*/regressor"))
     markdown = (no_l1 / "results.md").read_text()
     assert "| synthetic T1ce (DDPM, one-step) |" in markdown and "L1 regressor" not in markdown
+    assert "deep supervision" in markdown
+    assert torch.load(no_l1 / "fold0" / "recoseg" / "last.pt", weights_only=True)["model_config"]["deep_supervision"]
     from_l1 = tmp_path / "cv_residual_from_l1"
     code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", from_l1, "--folds", "3", "--ddpm-steps", "2",
                             "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu",

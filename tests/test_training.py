@@ -126,10 +126,12 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
 def test_region_targets_and_fine_tuning(tiny_cache, tmp_path, tiny_patient, capsys):
     common = ["train", "--stage", "seg", "--data", tiny_cache, "--channels", "flair,t1,t1ce,t2", "--t1ce-dropout", "0",
               "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"]
-    code, _, err = run_cli(common + ["-o", tmp_path / "both", "--targets", "whole,enhancing"], capsys)
+    code, _, err = run_cli(common + ["-o", tmp_path / "both", "--targets", "whole,enhancing", "--deep-supervision"],
+                           capsys)
     assert code == 0, err
     both = load_weights(tmp_path / "both" / "best.pt", ("seg",))
     assert both.extra["targets"] == ["whole", "enhancing"] and both.model_config["out_channels"] == 2
+    assert both.model_config["deep_supervision"] is True  # segmenting with it (below) reads the main head only
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights",
                             tmp_path / "both" / "best.pt", "-q"], capsys)
     assert code == 0, err
@@ -140,8 +142,8 @@ def test_region_targets_and_fine_tuning(tiny_cache, tmp_path, tiny_patient, caps
     assert code == 2 and "whole-tumour weights" in err and not (tmp_path / "m2.nii.gz").exists()
     code, _, err = run_cli(common + ["-o", tmp_path / "x", "--targets", "whole,tumour"], capsys)
     assert code == 2 and "--targets" in err
-    code, _, err = run_cli(common + ["-o", tmp_path / "ft", "--targets", "whole,enhancing", "--init-weights",
-                                     tmp_path / "both" / "best.pt"], capsys)
+    code, _, err = run_cli(common + ["-o", tmp_path / "ft", "--targets", "whole,enhancing", "--deep-supervision",
+                                     "--init-weights", tmp_path / "both" / "best.pt"], capsys)
     assert code == 0, err
     code, _, err = run_cli(common + ["-o", tmp_path / "ft2", "--init-weights", tmp_path / "both" / "best.pt"], capsys)
     assert code == 2 and "differs" in err
@@ -184,6 +186,27 @@ def test_x0_l1_adds_the_masked_l1_error_of_the_predicted_clean_image():
                                     target, conditions, weight, torch.Generator().manual_seed(0)) for w in (0.0, 2.0)]
     # At t = 999 a zero v prediction gives x0 ~ 0, so the added term is 2 x |0 - 0.5| over the kept pixels.
     assert float(totals[1] - totals[0]) == pytest.approx(1.0, abs=0.02)
+
+
+def test_deep_supervision_adds_coarse_heads_that_only_training_reads():
+    from recoseg_cli.models.unet import UNet
+    from recoseg_cli.training.seg_task import bce_dice_loss, multiscale_loss, segmenter_unet
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 32, 32)
+    plain = UNet(segmenter_unet(5, 3, (8, 16, 16, 32)))
+    supervised = UNet(segmenter_unet(5, 3, (8, 16, 16, 32), deep_supervision=True))
+    assert [o.shape[-1] for o in supervised(x, all_levels=True)] == [32, 16, 8]
+    assert [o.shape[-1] for o in plain(x, all_levels=True)] == [32]
+    supervised.load_state_dict({**supervised.state_dict(), **plain.state_dict()})
+    assert torch.equal(supervised(x), plain(x))  # same main path; the coarse heads add nothing at inference
+    # A perfect full-resolution output and two uninformed coarse ones (logits 0): weights 4/7, 2/7, 1/7.
+    target = torch.ones(2, 3, 32, 32)
+    outputs = [torch.full((2, 3, 32, 32), 30.0), torch.zeros(2, 3, 16, 16), torch.zeros(2, 3, 8, 8)]
+    uninformed = [float(bce_dice_loss(o, torch.ones_like(o))) for o in outputs[1:]]
+    expected = 2 / 7 * uninformed[0] + 1 / 7 * uninformed[1]
+    assert float(multiscale_loss(outputs, target)) == pytest.approx(expected, rel=1e-4)
+    assert float(multiscale_loss(outputs[:1], target)) == float(bce_dice_loss(outputs[0], target))
 
 
 def test_batch_dice_weighs_slices_by_their_pixels():

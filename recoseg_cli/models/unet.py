@@ -21,6 +21,9 @@ class UNetConfig:
     groups: int = 8
     dims: int = 2
     """2: slices (N, C, H, W); 3: volumes or patches (N, C, D, H, W)."""
+    deep_supervision: bool = False
+    """Extra output heads on the decoder's coarser levels, for a training loss at every scale; inference
+    reads the full-resolution head only."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,13 +108,18 @@ class UNet(nn.Module):
             c = width
         self.head = nn.Sequential(nn.GroupNorm(min(groups, c), c), nn.SiLU(inplace=True),
                                   conv(c, config.out_channels, 3, padding=1))
+        self.coarse_heads = nn.ModuleList(  # decoder levels below the finest, fine to coarse
+            nn.Sequential(nn.GroupNorm(min(groups, w), w), nn.SiLU(), conv(w, config.out_channels, 1))
+            for w in (widths[1:-1] if config.deep_supervision else ()))
 
     @property
     def memory_format(self) -> torch.memory_format:
         """Channels-last layout for this U-Net's dimensionality (faster convolutions on CPU and GPU)."""
         return torch.channels_last if self.config.dims == 2 else torch.channels_last_3d
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None,
+                all_levels: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """The output; with ``all_levels``, a list: the output, then the coarse heads' from fine to coarse."""
         emb = None
         if self.time_mlp is not None:
             if t is None:
@@ -125,8 +133,13 @@ class UNet(nn.Module):
                 skips.append(h)
                 h = self.downsamples[i](h)
         h = self.attention(self.mid(h, emb))
+        decoded = []
         for upsample, block in zip(self.upsamples, self.up_blocks):
             skip = skips.pop()
             h = upsample(nn.functional.interpolate(h, size=skip.shape[2:], mode="nearest"))
             h = block(torch.cat([h, skip], dim=1), emb)
-        return self.head(h)
+            if all_levels:
+                decoded.append(h)
+        if not all_levels:
+            return self.head(h)
+        return [self.head(h)] + [head(level) for head, level in zip(self.coarse_heads, decoded[-2::-1])]

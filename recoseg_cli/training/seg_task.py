@@ -26,10 +26,11 @@ SEGMENTER_WIDTHS = (16, 32, 64, 96)
 """Channel widths per level of the bundled segmenter."""
 
 
-def segmenter_unet(inputs: int, outputs: int, widths: tuple[int, ...] = SEGMENTER_WIDTHS) -> UNetConfig:
+def segmenter_unet(inputs: int, outputs: int, widths: tuple[int, ...] = SEGMENTER_WIDTHS,
+                   deep_supervision: bool = False) -> UNetConfig:
     """The segmenter's U-Net: no time embedding, no attention."""
     return UNetConfig(in_channels=inputs, out_channels=outputs, widths=tuple(widths), time_embedding=False,
-                      attention=False)
+                      attention=False, deep_supervision=deep_supervision)
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ class SegStageConfig:
 
 
 def segmenter_stage(channels: tuple[str, ...], targets: tuple[str, ...] = REGIONS,
-                    widths: tuple[int, ...] = SEGMENTER_WIDTHS, **fields) -> SegStageConfig:
+                    widths: tuple[int, ...] = SEGMENTER_WIDTHS, deep_supervision: bool = False,
+                    **fields) -> SegStageConfig:
     """A stage-2 config whose U-Net takes ``channels`` and predicts ``targets`` (other fields as given)."""
-    return SegStageConfig(unet=segmenter_unet(len(channels), len(targets), widths), channels=tuple(channels),
-                          targets=tuple(targets), **fields)
+    return SegStageConfig(unet=segmenter_unet(len(channels), len(targets), widths, deep_supervision),
+                          channels=tuple(channels), targets=tuple(targets), **fields)
 
 
 def labelled_count(subjects: int, fraction: float) -> int:
@@ -91,6 +93,17 @@ def select_labelled(case_ids: list[str], fraction: float, seed: int,
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, batch_dice: bool = False) -> torch.Tensor:
     return (F.binary_cross_entropy_with_logits(logits, target)
             + soft_dice_loss(torch.sigmoid(logits), target, over_batch=batch_dice))
+
+
+def multiscale_loss(outputs: list[torch.Tensor], target: torch.Tensor, batch_dice: bool = False) -> torch.Tensor:
+    """``bce_dice_loss`` of each output (full resolution first) against the target area-averaged to its size;
+    each coarser output weighs half the finer one's, the weights summing to 1 (nnU-Net's deep supervision)."""
+    weights = 0.5 ** np.arange(len(outputs))
+    total = 0.0
+    for weight, output in zip(weights / weights.sum(), outputs):
+        scaled = target if output.shape == target.shape else F.interpolate(target, size=output.shape[2:], mode="area")
+        total = total + float(weight) * bce_dice_loss(output.float(), scaled, batch_dice)
+    return total
 
 
 def subject_weights(config: SegStageConfig, case_ids: list[str]) -> np.ndarray:
@@ -128,8 +141,8 @@ class SegTask(Task):
             inputs[:, images] = intensity(inputs[:, images], arrays["brain"], rng, augment)
         x = torch.from_numpy(inputs).to(self.device)
         target = torch.from_numpy(region_stack(arrays["seg"], self.config.targets)).to(self.device)
-        return bce_dice_loss(model(x.contiguous(memory_format=torch.channels_last)).float(), target,
-                             self.config.batch_dice)
+        outputs = model(x.contiguous(memory_format=torch.channels_last), all_levels=True)
+        return multiscale_loss(outputs, target, self.config.batch_dice)
 
     def validate(self, model) -> dict[str, float]:
         """Mean per-subject, per-region Dice (in slice space) on validation subjects; score = 1 - Dice."""
