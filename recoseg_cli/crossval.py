@@ -93,6 +93,15 @@ class CrossValConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, values: dict) -> CrossValConfig:
+        """The config a stored ``to_dict()`` describes; a field the record lacks was added later, and the run
+        that wrote it used that field's default."""
+        tuples = {"ddpm_widths", "seg_widths", "variants"}
+        return cls(**{key: tuple(value) if key in tuples else
+                      tuple(map(tuple, value)) if key == "source_weights" else value
+                      for key, value in values.items()})
+
 
 def assign_folds(case_ids: list[str], folds: int, seed: int) -> dict[str, int]:
     """Fold of each case, stratified by institution: each institution's cases in a seeded permutation, dealt
@@ -272,9 +281,7 @@ def _claim(output: Path, config: CrossValConfig) -> None:
     """Record the run's configuration in ``output``; refuse a folder that holds a run with another one."""
     record = output / "crossval.json"
     if record.is_file():
-        # a field the record lacks was added later, and the run that wrote it used that field's default
-        defaults = json.loads(json.dumps(CrossValConfig().to_dict()))
-        if {**defaults, **json.loads(record.read_text())} != json.loads(json.dumps(config.to_dict())):
+        if CrossValConfig.from_record(json.loads(record.read_text())) != config:
             raise InputError(f"{output}: holds a cross-validation with another configuration; use another folder")
         return
     output.mkdir(parents=True, exist_ok=True)
@@ -362,20 +369,16 @@ def stage_one_markdown(stage_one: dict) -> list[str]:
 
 def results_markdown(results: dict) -> str:
     """A human-readable summary of ``results.json``."""
-    config = results["config"]
+    config = CrossValConfig.from_record(results["config"])
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
-    regressor = config.get("l1_reference", True) or config.get("residual_from") == "regressor"
-    lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config['folds']} folds by patient",
+    lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config.folds} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: "
-             f"{'DDPM and L1 regressor' if regressor else 'DDPM'} "
-             f"{config['ddpm_steps']} steps each "
-             f"(lr {config['ddpm_lr']}), segmenters {config['seg_steps']} steps (residual from the "
-             f"{'L1 regressor' if config.get('residual_from') == 'regressor' else 'DDPM'}, "
-             f"lr {config['seg_lr']}, widths "
-             f"{config['seg_widths']}{', batch Dice' if config.get('batch_dice') else ''}"
-             f"{', deep supervision' if config.get('deep_supervision') else ''}), batch {config['batch_size']}, "
-             f"slices {config['size']}², "
-             f"{'bf16 autocast where supported' if config['bf16'] else 'fp32'}, seed {config['seed']}.",
+             f"{'DDPM and L1 regressor' if config.trains_regressor else 'DDPM'} {config.ddpm_steps} steps each "
+             f"(lr {config.ddpm_lr}), segmenters {config.seg_steps} steps (residual from the "
+             f"{'L1 regressor' if config.residual_from == 'regressor' else 'DDPM'}, lr {config.seg_lr}, widths "
+             f"{list(config.seg_widths)}{', batch Dice' if config.batch_dice else ''}"
+             f"{', deep supervision' if config.deep_supervision else ''}), batch {config.batch_size}, "
+             f"slices {config.size}², {'bf16 autocast where supported' if config.bf16 else 'fp32'}, seed {config.seed}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "
              "cases where both are non-empty. Values: mean ± std (median, min–max) over cases.", "",
