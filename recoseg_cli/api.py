@@ -313,19 +313,20 @@ class Synthesis:
 
 def run_stage_one(patient: PatientLike, weights: str | Path | None = None, device: str = "auto", *,
                   sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
-                  batch_size: int | None = None, bf16: bool = True, on_stage=None) -> Synthesis:
+                  batch_size: int | None = None, bf16: bool = True, on_stage=None, model: str | None = None) -> Synthesis:
     """Synthesize one patient's T1ce with the DDPM (or regressor) of a DDPM, regressor or segmenter weights file
-    (bundled by default); ``on_stage`` is called after "weights", "load", "preprocess" and "synthesis"."""
+    (the bundled ``model`` by default); ``on_stage`` is called after "weights", "load", "preprocess" and
+    "synthesis"."""
     found = as_patient(patient)
     timer = StageTimer(on_stage)
     torch_device = resolve_device(device)
-    stage_weights, model, preprocess = load_stage_one(Path(weights) if weights is not None else None, torch_device,
-                                                      bf16)
+    stage_weights, synthesizer, preprocess = load_stage_one(Path(weights) if weights is not None else None,
+                                                            torch_device, bf16, model)
     timer.lap("weights")
     prepared = prepare_patient(found, preprocess, on_loaded=lambda: timer.lap("load"))
     timer.lap("preprocess")
     config = sampler_config(sampler, steps) or SamplerConfig()
-    slices = model.synthesize(prepared.conditions, prepared.sliced.brain, config, seed,
+    slices = synthesizer.synthesize(prepared.conditions, prepared.sliced.brain, config, seed,
                               inference_batch_size(torch_device, batch_size), start=prepared.t1ce)
     timer.lap("synthesis")
     return Synthesis(prepared, slices, stage_weights, config, timer.seconds, preprocess.clip, torch_device)
@@ -353,10 +354,11 @@ def residual(patient: PatientLike, output: str | Path | None = None, overwrite: 
     return _made_and_saved(make, output, overwrite)
 
 
-def load_stage_one(weights: Path | None, device, bf16: bool = True) -> tuple[Weights, StageOne, PreprocessConfig]:
-    """The DDPM (or regressor) of a DDPM, regressor or segmenter weights file (bundled by default), and its slice
-    settings."""
-    path, checksum = resolve_weights_path(weights)
+def load_stage_one(weights: Path | None, device, bf16: bool = True,
+                   model: str | None = None) -> tuple[Weights, StageOne, PreprocessConfig]:
+    """The DDPM (or regressor) of a DDPM, regressor or segmenter weights file (the bundled ``model`` by default),
+    and its slice settings."""
+    path, checksum = resolve_weights_path(weights, model)
     loaded = synthesizer_weights(load_weights(path, ("ddpm", "regressor", "seg"), checksum))
     return loaded, build_synthesizer(loaded, device, bf16), PreprocessConfig(**loaded.extra["preprocess"])
 

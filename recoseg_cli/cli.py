@@ -14,7 +14,7 @@ import typer
 
 from recoseg_cli import __version__
 from recoseg_cli.cli_models import COMMANDS
-from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
+from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, MODEL, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
                                      STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Model, Prepare,
                                      Sampler, label_scheme, parse_shard, patient_from_options, sampler_config)
 from recoseg_cli.console import console, error
@@ -41,8 +41,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def synthesize(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder (BraTS2020, BraTS2023 or nnU-Net names)."),
     output: Path = typer.Option(..., "-o", "--output", help="Synthetic T1ce NIfTI to write (float32, z-score units)."),
-    weights: Optional[Path] = STAGE_ONE_WEIGHTS, sampler: Sampler = STAGE_ONE_SAMPLER, steps: int = STEPS,
-    start_step: int = typer.Option(999, help="One-step sampler: timestep the real T1ce (if any) is noised to."),
+    weights: Optional[Path] = STAGE_ONE_WEIGHTS, model: Optional[Model] = MODEL, sampler: Sampler = STAGE_ONE_SAMPLER,
+    steps: int = STEPS, start_step: int = typer.Option(999, help="One-step sampler: timestep the real T1ce (if any) is noised to."),
     eta: float = typer.Option(0.0, help="DDIM stochasticity."),
     seed: int = SEED,
     device: str = DEVICE,
@@ -53,20 +53,21 @@ def synthesize(
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
     seg: Optional[Path] = SEG,
 ) -> None:
-    """Synthesize T1ce from FLAIR, T1 and T2 with the conditional DDPM, in the patient's own geometry."""
+    """Synthesize T1ce from FLAIR, T1 and T2 with stage 1 of the weights (the default model's L1 regressor, or the
+    conditional DDPM of --model ddpm or fast), in the patient's own geometry."""
     found = patient_from_options(patient, flair, t1, t1ce, t2, seg)
     from recoseg_cli.commands.synthesize import run_synthesize
 
     run_synthesize(found, output, weights, sampler_config(sampler, steps, start_step, eta), seed, device, batch_size, report,
-                   overwrite, quiet)
+                   overwrite, quiet, model)
 
 
 @app.command()
 def residual(
     patient: Optional[Path] = typer.Argument(None, help="Patient folder with FLAIR, T1, T1ce and T2."),
     output: Path = typer.Option(..., "-o", "--output", help="Residual NIfTI to write (float32, z-score units)."),
-    weights: Optional[Path] = STAGE_ONE_WEIGHTS, sampler: Sampler = STAGE_ONE_SAMPLER, steps: int = STEPS,
-    smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
+    weights: Optional[Path] = STAGE_ONE_WEIGHTS, model: Optional[Model] = MODEL, sampler: Sampler = STAGE_ONE_SAMPLER,
+    steps: int = STEPS, smooth: float = typer.Option(0.0, min=0.0, help="Gaussian smoothing sigma in mm (0: none)."),
     seed: int = SEED,
     device: str = DEVICE,
     batch_size: Optional[int] = BATCH_SIZE,
@@ -79,7 +80,7 @@ def residual(
     found = patient_from_options(patient, flair, t1, t1ce, t2, None)
     from recoseg_cli import api
 
-    api.residual(found, output, overwrite, smooth, weights=weights, device=device,
+    api.residual(found, output, overwrite, smooth, weights=weights, model=model, device=device,
                  sampler=sampler_config(sampler, steps, 999, 0.0), seed=seed, batch_size=batch_size)
     if not quiet:
         console.print(f"residual -> {output}")
@@ -93,8 +94,7 @@ def segment(
     dicom_seg: Optional[Path] = typer.Option(None, "--dicom-seg", help="DICOM study: also write the mask as a "
                                                                        "DICOM Segmentation on the T1ce series."),
     weights: Optional[Path] = typer.Option(None, help="Segmenter weights; default: bundled (or $RECOSEG_WEIGHTS)."),
-    model: Optional[Model] = typer.Option(None, help="Bundled model: accurate (the default) or fast (smaller "
-                                                     "networks, shorter command, lower Dice)."),
+    model: Optional[Model] = MODEL,
     device: str = DEVICE,
     sampler: Optional[Sampler] = typer.Option(None, help="Override the weights' sampler."),
     steps: int = typer.Option(1, min=1, help="With --sampler: network calls per slice."),

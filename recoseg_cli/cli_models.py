@@ -230,7 +230,8 @@ def train(
                                                   "where the default one-step sampler reads the clean image."),
     mask_tumour: bool = typer.Option(False, "--mask-tumour/--no-mask-tumour",
                                      help="Leave labelled tumour voxels out of the DDPM loss (healthy-tissue model)."),
-    ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM weights that make the residuals."),
+    ddpm_weights: Optional[Path] = typer.Option(None, help="Stage seg: DDPM (or L1 regressor) weights that make the "
+                                                                  "residuals."),
     label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),

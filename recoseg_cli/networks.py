@@ -9,6 +9,7 @@ import torch
 from recoseg_cli.devices import autocast
 from recoseg_cli.diffusion.samplers import Denoiser, SamplerConfig, sample
 from recoseg_cli.diffusion.schedule import NoiseSchedule
+from recoseg_cli.errors import InputError
 from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.weights import Weights, nested_weights
@@ -132,7 +133,11 @@ class Regressor:
 
     def synthesize(self, conditions: np.ndarray, brain: np.ndarray, sampler: SamplerConfig | None = None,
                    seed: int = 0, batch_size: int = 32, start: np.ndarray | None = None, on_batch=None) -> np.ndarray:
-        """Same interface as ``Synthesizer.synthesize``; sampler, seed and start are ignored."""
+        """Same interface as ``Synthesizer.synthesize``; seed and start are ignored, a sampler other than the
+        default one-step one is refused (a regressor does not sample)."""
+        if sampler not in (None, SamplerConfig()):
+            raise InputError(f"sampler {sampler.name} ({sampler.steps} steps): stage 1 of these weights is a "
+                             "deterministic L1 regressor, which does not sample; choose DDPM weights (--model ddpm)")
         out = np.clip(predict_slices(self.model, conditions, self.device, self.bf16, batch_size, on_batch)[:, 0], -1, 1)
         out[~brain.astype(bool)] = BACKGROUND
         return out

@@ -26,9 +26,10 @@ def _bundled_dir() -> Path:
 
 
 BUNDLED_DIR = _bundled_dir()
-BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "fast": "recoseg_fast.pt"}
-"""Bundled weights by ``--model`` name: "accurate" (the default) and "fast" (smaller networks: a shorter command,
-lower Dice; see the model card)."""
+BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", "fast": "recoseg_fast.pt"}
+"""Bundled weights by ``--model`` name: "accurate" (the default; its residual comes from an L1 regressor), "ddpm"
+(the same networks with the residual of the conditional DDPM) and "fast" (smaller networks, DDPM residual: a
+shorter command, lower Dice); see the model card."""
 DEFAULT_MODEL = "accurate"
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
@@ -93,7 +94,7 @@ def resolve_weights_path(option: Path | None, model: str | None = None) -> tuple
     if model is None and os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR]), None
     if (model or DEFAULT_MODEL) not in BUNDLED_MODELS:
-        raise InputError(f"--model {model}: choose {' or '.join(BUNDLED_MODELS)}")
+        raise InputError(f"--model {model}: choose {', '.join(BUNDLED_MODELS)}")
     name = BUNDLED_MODELS[model or DEFAULT_MODEL]
     return BUNDLED_DIR / name, bundled_checksum(name)
 

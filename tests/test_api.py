@@ -64,6 +64,25 @@ def test_synthesize_and_residual_match_the_cli(tiny_patient, tmp_path, tiny_weig
         recoseg_cli.residual(files, **options)
 
 
+def test_a_regressor_stage_one_synthesizes_and_refuses_a_sampler(tiny_patient, tmp_path, tiny_weights, capsys):
+    from recoseg_cli.models.unet import UNetConfig
+    from recoseg_cli.preprocess import PreprocessConfig
+    from recoseg_cli.training.loop import TrainConfig
+    from recoseg_cli.training.regressor_task import regressor_stage
+    from recoseg_cli.training.run import train_regressor
+
+    stage = regressor_stage(UNetConfig(in_channels=4, out_channels=1, widths=(8, 16), attention=False))
+    train_regressor(tiny_weights["cache"], tmp_path / "regressor", stage,
+                    TrainConfig(max_steps=1, batch_size=2, val_every=1, warmup_steps=1), PreprocessConfig(size=32),
+                    device="cpu")
+    regressor = tmp_path / "regressor" / "last.pt"
+    synthetic = recoseg_cli.synthesize(tiny_patient, weights=regressor, device="cpu")
+    assert synthetic.shape == TINY.shape
+    code, _, err = run_cli(["synthesize", tiny_patient, "-o", tmp_path / "s.nii.gz", "--weights", regressor,
+                            "--device", "cpu", "--sampler", "ddim", "--steps", "2", "-q"], capsys)
+    assert code == 2 and "L1 regressor, which does not sample" in err and not (tmp_path / "s.nii.gz").exists()
+
+
 def test_mirrored_pass_gives_tta_labels_and_an_uncertainty_map(tiny_patient, tiny_weights):
     from recoseg_cli.api import Segmenter, binary_entropy
     from recoseg_cli.io.discovery import discover_patient

@@ -62,11 +62,17 @@ def test_quick_benchmark_writes_every_output(tmp_path, capsys):
     assert sorted(p["case_id"] for p in patients) == ["Synth_10000", "Synth_10001"]
     speed = results["speed"]
     assert set(speed["segment"]["stage_seconds"]) == {"load", "preprocess", "synthesis", "segmentation", "write"}
-    assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim"]
+    assert [s["sampler"] for s in speed["samplers"]] == ["onestep"]  # the default model's regressor does not sample
+    assert set(speed["networks"]) == {"regressor", "segmenter"}
     for name in ("dice_vs_label_fraction.png", "time_by_stage.png", "dice_vs_sampler_seconds.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--output", out, "-q"], capsys)
     assert code == 2 and "results.json: already exists" in err
+    code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--model", "ddpm", "--output", tmp_path / "ddpm",
+                            "-q"], capsys)
+    assert code == 0, err
+    speed = json.loads((tmp_path / "ddpm" / "results.json").read_text())["speed"]
+    assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim"] and "ddpm" in speed["networks"]
 
 
 def test_benchmark_rejects_a_missing_data_folder(tmp_path, capsys):

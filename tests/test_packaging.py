@@ -13,7 +13,7 @@ from recoseg_cli import weights
 from recoseg_cli.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = ("recoseg_fast.pt", "recoseg_accurate.pt", "SHA256SUMS", "MODEL_CARD.md")
+PACKAGED = ("recoseg_fast.pt", "recoseg_ddpm.pt", "recoseg_accurate.pt", "SHA256SUMS", "MODEL_CARD.md")
 
 
 def test_bundled_weights_are_package_data_with_their_checksum():
@@ -33,7 +33,7 @@ def test_a_bundled_model_is_chosen_by_name_and_not_beside_other_weights(monkeypa
     assert weights.resolve_weights_path(None, "fast")[0].name == "recoseg_fast.pt"
     with pytest.raises(InputError, match="--weights and --model both"):
         weights.resolve_weights_path(tmp_path / "mine.pt", "accurate")
-    with pytest.raises(InputError, match="choose accurate or fast"):
+    with pytest.raises(InputError, match="choose accurate, ddpm, fast"):
         weights.resolve_weights_path(None, "best")
 
 

@@ -1,4 +1,4 @@
-"""Both bundled models on real BraTS 2018 cases (../shared/real/cases): a regression floor, not an accuracy claim.
+"""The bundled models on real BraTS 2018 cases (../shared/real/cases): a regression floor, not an accuracy claim.
 
 The three smallest cases were among the 38 training cases of the bundled weights, so these scores sit above
 the cross-validated ones (README); the floors are set below the cross-validated means so that only a real
@@ -25,7 +25,7 @@ FLOORS = {"whole": 0.80, "core": 0.65, "enhancing": 0.55}
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS cases are not beside this checkout")
-@pytest.mark.parametrize("model", ["accurate", "fast"])
+@pytest.mark.parametrize("model", ["accurate", "ddpm", "fast"])
 def test_bundled_models_segment_real_cases_above_the_floor(model, tmp_path, capsys):
     scores = {region: [] for region in FLOORS}
     for case in SMALLEST:

@@ -28,8 +28,11 @@ def load(source: str, candidate: int) -> dict[str, dict]:
         return {row["case_id"]: {r: {"dice": float(row[f"dice_{r}"]),
                                      "hd95": float(row[f"hd95_mm_{r}"] or "nan")} for r, _ in REGIONS}
                 for row in csv.DictReader(open(source))}
+    paths = sorted(glob.glob(source))
+    if not paths:
+        raise SystemExit(f"{source}: matches no score file")
     cases = {}
-    for path in sorted(glob.glob(source)):
+    for path in paths:
         for case in json.load(open(path))["cases"]:
             cases[case["case_id"]] = {"fold": case["fold"], **{r: case["postprocess"][candidate][r] for r, _ in REGIONS}}
     return cases

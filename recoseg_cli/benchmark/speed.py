@@ -25,7 +25,7 @@ from recoseg_cli.devices import autocast, bf16_supported, cpu_model, resolve_dev
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice, residual_ratio
-from recoseg_cli.networks import SegmentationNet, Synthesizer, synthesizer_weights
+from recoseg_cli.networks import SegmentationNet, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, residual
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
@@ -144,9 +144,11 @@ def gflops_per_call(model: nn.Module, inputs: tuple) -> float:
 
 
 def network_costs(weights: Weights, device: torch.device, repeats: int, peak: dict[str, float]) -> dict:
-    """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of a segmenter file's DDPM and segmenter."""
+    """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of a segmenter file's stage-1 model (keyed
+    "ddpm" or "regressor") and segmenter."""
     size = weights.extra["preprocess"]["size"]
-    models = {"ddpm": Synthesizer.from_weights(synthesizer_weights(weights), device).model,
+    stage_one = synthesizer_weights(weights)
+    models = {stage_one.stage: build_synthesizer(stage_one, device).model,
               "segmenter": SegmentationNet.from_weights(weights, device).model}
     out = {}
     batch = 32
@@ -177,6 +179,7 @@ class TimedModel(nn.Module):
     def __init__(self, model: nn.Module, device: torch.device):
         super().__init__()
         self.inner = model
+        self.config = model.config
         self.device = device
         self.seconds = 0.0
 
@@ -201,8 +204,12 @@ def sampler_slices(prepared: PreparedPatient, count: int | None) -> np.ndarray:
 
 def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[SamplerConfig, ...],
                   count: int | None, device: torch.device, bf16: bool, log: Log) -> list[dict]:
-    """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices."""
-    synthesizer = Synthesizer.from_weights(synthesizer_weights(weights), device, bf16)
+    """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices;
+    a regressor's stage 1 does not sample, so it gets the default setting only."""
+    stage_one = synthesizer_weights(weights)
+    synthesizer = build_synthesizer(stage_one, device, bf16)
+    if stage_one.stage == "regressor":
+        settings = (SamplerConfig(),)
     segmenter = SegmentationNet.from_weights(weights, device, bf16)
     timed = TimedModel(synthesizer.model, device)
     synthesizer.model = timed

@@ -20,12 +20,14 @@ from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 
 
 def run_synthesize(patient: Patient, output: Path, weights_option: Path | None, sampler: SamplerConfig, seed: int,
-                   device: str, batch_size: int | None, report: Path | None, overwrite: bool, quiet: bool) -> dict:
+                   device: str, batch_size: int | None, report: Path | None, overwrite: bool, quiet: bool,
+                   model: str | None = None) -> dict:
     """Write the synthetic T1ce (z-score units, 0 outside the brain) and return the report (the keys of
     ``segment``'s report where they mean the same)."""
     check_nifti_output(output, overwrite)
     check_output_file(report, overwrite)
-    synthesis = run_stage_one(patient, weights_option, device, sampler=sampler, seed=seed, batch_size=batch_size)
+    synthesis = run_stage_one(patient, weights_option, device, sampler=sampler, seed=seed, batch_size=batch_size,
+                              model=model)
     prepared, seconds = synthesis.prepared, synthesis.seconds
     volumes = prepared.volumes
     timer = StageTimer(seconds=seconds)
