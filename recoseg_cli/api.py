@@ -313,7 +313,8 @@ class Synthesis:
 
 def run_stage_one(patient: PatientLike, weights: str | Path | None = None, device: str = "auto", *,
                   sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
-                  batch_size: int | None = None, bf16: bool = True, on_stage=None, model: str | None = None) -> Synthesis:
+                  batch_size: int | None = None, bf16: bool = True, on_stage=None,
+                  model: str | None = None) -> Synthesis:
     """Synthesize one patient's T1ce with the DDPM (or regressor) of a DDPM, regressor or segmenter weights file
     (the bundled ``model`` by default); ``on_stage`` is called after "weights", "load", "preprocess" and
     "synthesis"."""
@@ -327,7 +328,7 @@ def run_stage_one(patient: PatientLike, weights: str | Path | None = None, devic
     timer.lap("preprocess")
     config = sampler_config(sampler, steps) or SamplerConfig()
     slices = synthesizer.synthesize(prepared.conditions, prepared.sliced.brain, config, seed,
-                              inference_batch_size(torch_device, batch_size), start=prepared.t1ce)
+                                    inference_batch_size(torch_device, batch_size), start=prepared.t1ce)
     timer.lap("synthesis")
     return Synthesis(prepared, slices, stage_weights, config, timer.seconds, preprocess.clip, torch_device)
 

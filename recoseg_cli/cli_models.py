@@ -170,8 +170,7 @@ def crossval(
     config = CrossValConfig(folds=folds, seed=seed, ddpm_steps=ddpm_steps, ddpm_widths=parse_widths(ddpm_widths),
                             seg_steps=seg_steps, seg_widths=parse_widths(seg_widths), ddpm_lr=ddpm_lr, seg_lr=seg_lr,
                             batch_size=batch_size, bf16=bf16, variants=chosen, size=size, batch_dice=batch_dice,
-                            deep_supervision=deep_supervision,
-                            l1_reference=l1_reference, source_weights=parse_source_weights(source_weight),
+                            deep_supervision=deep_supervision, l1_reference=l1_reference, source_weights=parse_source_weights(source_weight),
                             foreground_region=foreground_region, residual_from=residual_from)
     start = time.perf_counter()
     with progress_bar(quiet) as progress:
@@ -272,9 +271,8 @@ def train(
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), deep_supervision,
-                                t1ce_dropout=t1ce_dropout,
-                                label_fraction=label_fraction, augment=AugmentConfig() if augment else None,
-                                batch_dice=batch_dice)
+                                t1ce_dropout=t1ce_dropout, label_fraction=label_fraction,
+                                augment=AugmentConfig() if augment else None, batch_dice=batch_dice)
     regressor_config = regressor_stage(ddpm_stage.unet)
     _check_channels(channel_list)
     _check_targets(target_list)

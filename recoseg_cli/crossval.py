@@ -147,8 +147,7 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
     for variant in config.variants:
         channels = VARIANTS[variant]
         stage = segmenter_stage(channels, widths=config.seg_widths, deep_supervision=config.deep_supervision,
-                                batch_dice=config.batch_dice,
-                                source_weights=dict(config.source_weights),
+                                batch_dice=config.batch_dice, source_weights=dict(config.source_weights),
                                 foreground_region=config.foreground_region,
                                 t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
         seg_dir = fold_dir / variant
@@ -378,7 +377,8 @@ def results_markdown(results: dict) -> str:
              f"{'L1 regressor' if config.residual_from == 'regressor' else 'DDPM'}, lr {config.seg_lr}, widths "
              f"{list(config.seg_widths)}{', batch Dice' if config.batch_dice else ''}"
              f"{', deep supervision' if config.deep_supervision else ''}), batch {config.batch_size}, "
-             f"slices {config.size}², {'bf16 autocast where supported' if config.bf16 else 'fp32'}, seed {config.seed}.",
+             f"slices {config.size}², {'bf16 autocast where supported' if config.bf16 else 'fp32'}, "
+             f"seed {config.seed}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "
              "cases where both are non-empty. Values: mean ± std (median, min–max) over cases.", "",
