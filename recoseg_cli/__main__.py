@@ -1,5 +1,5 @@
 """Entry point for ``python -m recoseg_cli``."""
 
-from recoseg_cli.cli import main
+from recoseg_cli.cli import console_main
 
-main()
+console_main()

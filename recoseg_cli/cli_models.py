@@ -145,7 +145,8 @@ def crossval(
                                           help="Segmenter: half of each batch comes from slices holding this "
                                                "region: whole (any tumour) or core (over-samples TC/ET slices)."),
     l1_reference: bool = typer.Option(True, "--l1-reference/--no-l1-reference",
-                                      help="Also train and score stage 1's L1 regressor in every fold."),
+                                      help="Train and score both stage-1 models (DDPM and L1 regressor) in every "
+                                           "fold; off, only the one --residual-from names."),
     residual_from: str = typer.Option("ddpm", "--residual-from",
                                       help="Stage-1 model whose synthetic T1ce makes the segmenters' residual: "
                                            "ddpm or regressor (the L1 regressor, then trained in every fold)."),

@@ -62,7 +62,7 @@ class CrossValConfig:
     seed: int = 0
     """Seeds the split of patients into folds and every training run."""
     ddpm_steps: int = 1000
-    """Optimizer steps of each fold's DDPM and of its L1 regressor."""
+    """Optimizer steps of each fold's DDPM and of its L1 regressor (whichever are trained)."""
     ddpm_widths: tuple[int, ...] = DDPM_RECIPE.unet.widths
     seg_steps: int = 800
     seg_widths: tuple[int, ...] = SegStageConfig().unet.widths
@@ -77,7 +77,8 @@ class CrossValConfig:
     deep_supervision: bool = False
     """Segmenters trained with a loss on every decoder level (``UNetConfig.deep_supervision``)."""
     l1_reference: bool = True
-    """Train and score the L1 regressor beside each fold's DDPM (stage 1's deterministic reference)."""
+    """Train and score both stage-1 models, the DDPM and the L1 regressor (stage 1's deterministic reference);
+    off, a fold trains only the one that gives the residual."""
     source_weights: tuple[tuple[str, float], ...] = ()
     """Segmenters' sampling weight of training cases by institution (``SegStageConfig.source_weights``)."""
     foreground_region: str = "whole"
@@ -85,6 +86,10 @@ class CrossValConfig:
     residual_from: str = "ddpm"
     """Stage-1 model whose synthetic T1ce gives the segmenters' residual: "ddpm" or "regressor" (the L1
     regressor, trained whatever ``l1_reference`` says)."""
+
+    @property
+    def trains_ddpm(self) -> bool:
+        return self.l1_reference or self.residual_from == "ddpm"
 
     @property
     def trains_regressor(self) -> bool:
@@ -123,13 +128,13 @@ def _train_config(config: CrossValConfig, steps: int, lr: float, fold: int) -> T
 def stage_one_models(config: CrossValConfig) -> list[tuple]:
     """Stage-1 models of each fold: (folder name, training function, stage config)."""
     ddpm = replace(DDPM_RECIPE, unet=ddpm_unet(config.ddpm_widths))
-    return [("ddpm", fit_ddpm, ddpm)] + ([("regressor", fit_regressor, regressor_stage(ddpm.unet))]
-                                         if config.trains_regressor else [])
+    return (([("ddpm", fit_ddpm, ddpm)] if config.trains_ddpm else [])
+            + ([("regressor", fit_regressor, regressor_stage(ddpm.unet))] if config.trains_regressor else []))
 
 
 def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
                     config: CrossValConfig, device: torch.device, callbacks: Callbacks = Callbacks()) -> None:
-    """The fold's DDPM and, when asked, L1 regressor (each skipped when its weights exist, resumed from a
+    """The fold's stage-1 models, DDPM and/or L1 regressor (each skipped when its weights exist, resumed from a
     checkpoint)."""
     for name, fit, stage in stage_one_models(config):
         run_dir = fold_dir / name
@@ -215,8 +220,8 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
     path = fold_dir / "stage1.json"
     if not path.is_file():
         models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (folder,)), device, config.bf16)
-                  for name, folder in (("synth", "ddpm"), ("l1", "regressor"))
-                  if folder == "ddpm" or config.trains_regressor}
+                  for name, folder, trained in (("synth", "ddpm", config.trains_ddpm),
+                                                ("l1", "regressor", config.trains_regressor)) if trained}
         write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
                                                                          PreprocessConfig(size=config.size))}
                                     for case in held_out]})
@@ -366,13 +371,19 @@ def stage_one_markdown(stage_one: dict) -> list[str]:
     return lines + [""]
 
 
+def stage_one_names(config: CrossValConfig) -> str:
+    """The stage-1 models each fold trains, in words."""
+    return " and ".join(name for name, trained in (("DDPM", config.trains_ddpm), ("L1 regressor", config.trains_regressor))
+                        if trained)
+
+
 def results_markdown(results: dict) -> str:
     """A human-readable summary of ``results.json``."""
     config = CrossValConfig.from_record(results["config"])
     chosen = POSTPROCESS_CANDIDATES[results["chosen_postprocess"]]
     lines = [f"# Cross-validation: {results['cases']} cases of {results['data']}, {config.folds} folds by patient",
              "", f"Machine: {results['machine']}. Per fold: "
-             f"{'DDPM and L1 regressor' if config.trains_regressor else 'DDPM'} {config.ddpm_steps} steps each "
+             f"{stage_one_names(config)} {config.ddpm_steps} steps each "
              f"(lr {config.ddpm_lr}), segmenters {config.seg_steps} steps (residual from the "
              f"{'L1 regressor' if config.residual_from == 'regressor' else 'DDPM'}, lr {config.seg_lr}, widths "
              f"{list(config.seg_widths)}{', batch Dice' if config.batch_dice else ''}"

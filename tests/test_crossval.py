@@ -99,7 +99,10 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     assert code == 0, err
     segmenter = torch.load(from_l1 / "fold0" / "recoseg" / "last.pt", weights_only=True)
     assert segmenter["extra"]["ddpm"]["stage"] == "regressor"  # its residual came from the fold's L1 regressor
-    assert "residual from the L1 regressor" in (from_l1 / "results.md").read_text()
+    assert not list(from_l1.glob("fold*/ddpm"))  # no DDPM is trained that no segmenter reads
+    markdown = (from_l1 / "results.md").read_text()
+    assert "residual from the L1 regressor" in markdown and "Per fold: L1 regressor 2 steps" in markdown
+    assert "| L1 regressor |" in markdown and "DDPM, one-step" not in markdown
     code, _, err = run_cli(["crossval", "--data", out / "cache", "-o", tmp_path / "cv5", "--residual-from", "t1"],
                            capsys)
     assert code == 2 and "--residual-from" in err
