@@ -373,8 +373,8 @@ def stage_one_markdown(stage_one: dict) -> list[str]:
 
 def stage_one_names(config: CrossValConfig) -> str:
     """The stage-1 models each fold trains, in words."""
-    return " and ".join(name for name, trained in (("DDPM", config.trains_ddpm), ("L1 regressor", config.trains_regressor))
-                        if trained)
+    trained = (("DDPM", config.trains_ddpm), ("L1 regressor", config.trains_regressor))
+    return " and ".join(name for name, trains in trained if trains)
 
 
 def results_markdown(results: dict) -> str:
