@@ -26,7 +26,11 @@ print(libc.mallinfo2().hblkhd - before >= activation.nbytes)
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
+LIBC, LIBC_VERSION = platform.libc_ver()
+
+
+@pytest.mark.skipif(LIBC != "glibc" or tuple(map(int, LIBC_VERSION.split(".")[:2])) < (2, 33),
+                    reason="glibc's allocator, with mallinfo2 (2.33 and later)")
 def test_network_sized_blocks_come_from_the_reusable_heap_once_tuned():
     def mapped(mode: str) -> str:
         done = subprocess.run([sys.executable, "-c", MAPPED_WHILE_ALIVE, mode], capture_output=True, text=True,
