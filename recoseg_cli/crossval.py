@@ -132,6 +132,11 @@ def stage_one_models(config: CrossValConfig) -> list[tuple]:
             + ([("regressor", fit_regressor, regressor_stage(ddpm.unet))] if config.trains_regressor else []))
 
 
+def trained_stage_one(config: CrossValConfig) -> list[str]:
+    """Folder names of the stage-1 models each fold trains."""
+    return [folder for folder, _, _ in stage_one_models(config)]
+
+
 def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
                     config: CrossValConfig, device: torch.device, callbacks: Callbacks = Callbacks()) -> None:
     """The fold's stage-1 models, DDPM and/or L1 regressor (each skipped when its weights exist, resumed from a
@@ -220,8 +225,7 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
     path = fold_dir / "stage1.json"
     if not path.is_file():
         models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (folder,)), device, config.bf16)
-                  for name, folder, trained in (("synth", "ddpm", config.trains_ddpm),
-                                                ("l1", "regressor", config.trains_regressor)) if trained}
+                  for name, folder in (("synth", "ddpm"), ("l1", "regressor")) if folder in trained_stage_one(config)}
         write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
                                                                          PreprocessConfig(size=config.size))}
                                     for case in held_out]})
@@ -373,8 +377,7 @@ def stage_one_markdown(stage_one: dict) -> list[str]:
 
 def stage_one_names(config: CrossValConfig) -> str:
     """The stage-1 models each fold trains, in words."""
-    trained = (("DDPM", config.trains_ddpm), ("L1 regressor", config.trains_regressor))
-    return " and ".join(name for name, trains in trained if trains)
+    return " and ".join({"ddpm": "DDPM", "regressor": "L1 regressor"}[folder] for folder in trained_stage_one(config))
 
 
 def results_markdown(results: dict) -> str:
