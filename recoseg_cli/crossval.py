@@ -224,8 +224,9 @@ def _score_stage_one(fold_dir: Path, held_out: list[str], folders: dict[str, Pat
     """Stage-1 scores of the fold's held-out cases (cached in ``stage1.json``)."""
     path = fold_dir / "stage1.json"
     if not path.is_file():
+        trained = trained_stage_one(config)
         models = {name: build_synthesizer(load_weights(fold_dir / folder / "last.pt", (folder,)), device, config.bf16)
-                  for name, folder in (("synth", "ddpm"), ("l1", "regressor")) if folder in trained_stage_one(config)}
+                  for name, folder in (("synth", "ddpm"), ("l1", "regressor")) if folder in trained}
         write_json(path, {"cases": [{"case_id": case, **stage_one_scores(folders[case], models,
                                                                          PreprocessConfig(size=config.size))}
                                     for case in held_out]})
