@@ -6,14 +6,17 @@ import sys
 import zipfile
 from importlib.resources import files
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from recoseg_cli import weights
+from recoseg_cli.cli_options import Model
 from recoseg_cli.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = ("recoseg_fast.pt", "recoseg_ddpm.pt", "recoseg_accurate.pt", "SHA256SUMS", "MODEL_CARD.md")
+PACKAGED = ("recoseg_fast.pt", "recoseg_ddpm.pt", "recoseg_accurate.pt", "recoseg_hires.pt", "SHA256SUMS",
+            "MODEL_CARD.md")
 
 
 def test_bundled_weights_are_package_data_with_their_checksum():
@@ -33,8 +36,12 @@ def test_a_bundled_model_is_chosen_by_name_and_not_beside_other_weights(monkeypa
     assert weights.resolve_weights_path(None, "fast")[0].name == "recoseg_fast.pt"
     with pytest.raises(InputError, match="--weights and --model both"):
         weights.resolve_weights_path(tmp_path / "mine.pt", "accurate")
-    with pytest.raises(InputError, match="choose accurate, ddpm, fast"):
+    with pytest.raises(InputError, match="choose accurate, ddpm, fast, hires"):
         weights.resolve_weights_path(None, "best")
+
+
+def test_the_cli_offers_every_bundled_model():
+    assert get_args(Model) == tuple(weights.BUNDLED_MODELS)
 
 
 @pytest.mark.slow

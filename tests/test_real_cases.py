@@ -25,7 +25,7 @@ FLOORS = {"whole": 0.80, "core": 0.65, "enhancing": 0.55}
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS cases are not beside this checkout")
-@pytest.mark.parametrize("model", ["accurate", "ddpm", "fast"])
+@pytest.mark.parametrize("model", BUNDLED_MODELS)
 def test_bundled_models_segment_real_cases_above_the_floor(model, tmp_path, capsys):
     scores = {region: [] for region in FLOORS}
     for case in SMALLEST:
