@@ -31,7 +31,7 @@ BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", 
 """Bundled weights by ``--model`` name: "accurate" (the default; its residual comes from an L1 regressor), "ddpm"
 (the same networks with the residual of the conditional DDPM), "fast" (smaller networks, DDPM residual: a
 shorter command, lower Dice) and "hires" (accurate's recipe on 160 x 160 slices with deep supervision: higher
-tumour-core Dice, a longer command, over the speed budget on most CPUs); see the model card."""
+tumour-core Dice, a longer command, over the speed budget where timed); see the model card."""
 DEFAULT_MODEL = "accurate"
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
