@@ -6,7 +6,8 @@ The CLI's ``segment``, ``synthesize`` and ``residual`` commands call these and o
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
-from recoseg_cli.io.nifti import to_image, write_image
+from recoseg_cli.io.nifti import Geometry, to_image, write_image
 from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
@@ -28,7 +29,7 @@ from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, pr
                                   restack_in_brain)
 from recoseg_cli.dicom.exam import study_as_exam
 from recoseg_cli.dicom.study import is_dicom_folder
-from recoseg_cli.prepare.exam import prepare_exam, readiness
+from recoseg_cli.prepare.exam import PreparedExam, prepare_exam, readiness
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
@@ -70,7 +71,7 @@ class Prediction:
         """Per voxel, the largest over regions of the binary entropy (bits, in [0, 1]) of the mean of the plain
         and mirrored probabilities; needs ``mirrored``. Computed once (the map, the score and the overlay use it)."""
         if self._uncertainty is None:
-            self._uncertainty = np.max([binary_entropy(p) for p in self.averaged().values()], axis=0)
+            self._uncertainty = uncertainty_map(self.averaged())
         return self._uncertainty
 
     def uncertainty_score(self) -> float:
@@ -93,7 +94,8 @@ class Prediction:
 
 @dataclass
 class SegmentationResult:
-    """One patient's segmentation; every image is in the input files' own grid, orientation and affine."""
+    """One patient's segmentation; every image is on the grid of the input files (of the reference sequence for an
+    exam that was prepared), in their orientation and affine."""
 
     case_id: str
     image: nib.Nifti1Image
@@ -101,15 +103,23 @@ class SegmentationResult:
     volumes_ml: dict[str, float]
     seconds: dict[str, float]
     warnings: list[str]
+    prediction: Prediction
+    """The networks' output on the grid they worked on (the prepared 1 mm grid of a prepared exam)."""
     metrics: dict | None = None
-    """Per region Dice, HD95, ... against the patient's segmentation file, when it has one."""
+    """Per region Dice, HD95, ... against the patient's segmentation file (on the output grid), when it has one."""
     probabilities: dict[str, nib.Nifti1Image] = field(default_factory=dict)
     """Per region (whole, core, enhancing) float32 probabilities, when asked for."""
     residual: nib.Nifti1Image | None = None
     synth: nib.Nifti1Image | None = None
     uncertainty: nib.Nifti1Image | None = None
-    """Per-voxel uncertainty in [0, 1] (``Prediction.uncertainty``), when asked for."""
+    """Per-voxel uncertainty in [0, 1] (``uncertainty_map``), when asked for."""
     uncertainty_score: float | None = None
+    preparation: dict | None = None
+    """How a raw exam was prepared (``prepare.exam.prepare_exam``'s record and why); None when it was not."""
+    exam: PreparedExam | None = None
+    """The prepared exam (its folder exists only while the call runs, unless ``keep_prepared``)."""
+    qc_figure: object | None = None
+    """The preparation's quality-control picture (a matplotlib Figure), when asked for."""
 
     @property
     def labels(self) -> np.ndarray:
@@ -119,6 +129,28 @@ class SegmentationResult:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the mask (atomically); an existing file needs ``overwrite``."""
         return save_image(self.image, path, overwrite)
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """Where a result's images go: the working grid itself, or the native grid of a prepared exam's reference."""
+
+    geometry: Geometry
+    resample: Callable[[np.ndarray, bool], np.ndarray]
+    """Canonical working-grid array -> canonical output-grid array (linear, or nearest for masks)."""
+
+    @classmethod
+    def working(cls, prediction: Prediction) -> OutputGrid:
+        return cls(prediction.prepared.volumes.geometry, lambda volume, linear: volume)
+
+    @classmethod
+    def native(cls, exam: PreparedExam, prediction: Prediction) -> OutputGrid:
+        working = prediction.prepared.volumes.geometry
+        return cls(exam.native_geometry, lambda volume, linear: exam.to_native(volume, working, linear))
+
+    @property
+    def voxel_ml(self) -> float:
+        return float(np.prod(self.geometry.canonical_zooms)) / 1000.0
 
 
 class Segmenter:
@@ -157,47 +189,87 @@ class Segmenter:
         if extra.get("ddpm") is not None:
             self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, bf16)
 
-    def __call__(self, patient: PatientLike, *, probabilities: bool = False, residual: bool = False,
-                 synth: bool = False, uncertainty: bool = False, prepare: str = "auto") -> SegmentationResult:
-        """Segment one patient; ``probabilities``, ``residual``, ``synth`` and ``uncertainty`` add those images
-        to the result (``uncertainty`` costs a second segmenter pass on the mirrored slices). ``prepare`` is
-        ``recoseg segment --prepare``: auto co-registers an exam whose sequences lie on different grids (its mask
-        then comes on the native T1ce grid), full always does, off never. ``patient`` may be a DICOM study
-        folder (roles from the series' tags)."""
+    def __call__(self, patient: PatientLike | PreparedExam, *, probabilities: bool = False, residual: bool = False,
+                 synth: bool = False, uncertainty: bool = False, prepare: str = "auto",
+                 keep_prepared: str | Path | None = None, qc: bool = False, on_stage=None, on_slices=None,
+                 on_prepare: Callable[[list[str]], None] | None = None) -> SegmentationResult:
+        """Segment one exam; ``probabilities``, ``residual``, ``synth`` and ``uncertainty`` add those images to the
+        result (``uncertainty`` costs a second segmenter pass on the mirrored slices).
+
+        ``patient`` may be a BraTS-ready folder or mapping, a raw exam, a DICOM study folder (roles from the
+        series' tags) or a ``PreparedExam``. ``prepare`` is ``recoseg segment --prepare``: auto prepares an exam
+        that is not BraTS-ready (``prepare.exam.readiness``), full always does, off never. A prepared exam's
+        outputs (probabilities resampled linearly, then labelled) come on the native grid of its reference
+        sequence; ``keep_prepared`` keeps the prepared exam in ``DIR/<case>/``, ``qc`` adds its QC picture.
+        ``on_stage`` and ``on_slices`` are those of ``predict`` (plus a stage "prepare"); ``on_prepare(reasons)`` is
+        called before an exam is prepared."""
+        asked = {"probabilities": probabilities, "residual": residual, "synth": synth, "uncertainty": uncertainty}
+        if isinstance(patient, PreparedExam):
+            return self._prepared_result(patient, {"reasons": ["given prepared"]}, asked, qc, on_stage, on_slices)
         if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
-            with study_as_exam(Path(patient)) as (exam, _, _):  # a DICOM study: its mask on the T1ce series' grid
-                return self(exam, probabilities=probabilities, residual=residual, synth=synth,
-                            uncertainty=uncertainty, prepare=prepare)
+            with study_as_exam(Path(patient)) as (exam, _, _):
+                return self(exam, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,
+                            on_slices=on_slices, on_prepare=on_prepare, **asked)
         found = as_patient(patient)
-        if prepare == "full" or (prepare == "auto" and readiness(found)):
-            if probabilities or residual or synth or uncertainty:
-                raise InputError(f"{found.case_id}: a prepared exam gives its mask only; segment its prepared "
-                                 "folder (recoseg prepare) for the other images")
-            with tempfile.TemporaryDirectory() as folder:
-                exam = prepare_exam(found, Path(folder), device=self.device, bf16=self.bf16)
-                result = self(exam.patient(), prepare="off")
-                result.image = exam.to_native(result.image)
-            result.warnings += exam.report["warnings"]
-            return result
-        prediction = self.predict(found, mirrored=uncertainty)
-        masks, labels = self.label_map(prediction)
-        volumes = prediction.prepared.volumes
-        geometry = volumes.geometry
+        reasons = ["--prepare full"] if prepare == "full" else readiness(found) if prepare == "auto" else []
+        if not reasons:
+            prediction = self.predict(found, on_stage, on_slices, mirrored=uncertainty)
+            volumes = prediction.prepared.volumes
+            return self._result(found.case_id, prediction, OutputGrid.working(prediction), volumes.seg, asked)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(keep_prepared) / found.case_id if keep_prepared is not None else Path(scratch)
+            if on_prepare:
+                on_prepare(reasons)
+            start = time.perf_counter()
+            exam = prepare_exam(found, folder, device=self.device, bf16=self.bf16)
+            if on_stage:
+                on_stage("prepare")
+            record = {"reasons": reasons, **exam.report, "seconds_total": round(time.perf_counter() - start, 3)}
+            result = self._prepared_result(exam, record, asked, qc, on_stage, on_slices, found)
+        return result
+
+    def _prepared_result(self, exam: PreparedExam, record: dict, asked: dict, qc: bool, on_stage, on_slices,
+                         raw: Patient | None = None) -> SegmentationResult:
+        """Segment a prepared exam and bring every output back to its native reference grid."""
+        prediction = self.predict(exam.patient(), on_stage, on_slices, mirrored=asked["uncertainty"])
+        truth = exam.native_truth(raw.seg) if raw is not None and raw.seg is not None else None
+        if raw is not None and raw.seg is not None and truth is None:
+            prediction.warnings.append(f"ground truth {raw.seg.name} is not on the {exam.reference.upper()} "
+                                       "grid; no metrics")
+        prediction.warnings += exam.report["warnings"]
+        prediction.seconds = {**{f"prepare: {k}": v for k, v in exam.report["seconds"].items()},
+                              **prediction.seconds}
+        result = self._result(exam.case_id, prediction, OutputGrid.native(exam, prediction), truth, asked)
+        result.preparation, result.exam = record, exam
+        if qc:
+            from recoseg_cli.prepare.qc import qc_figure
+
+            result.qc_figure = qc_figure(exam)
+        return result
+
+    def _result(self, case_id: str, prediction: Prediction, grid: OutputGrid, truth: np.ndarray | None,
+                asked: dict) -> SegmentationResult:
+        """Every asked-for output of one prediction on ``grid``: probabilities resampled there, labelled there."""
+        labelled = {region: grid.resample(p, True) for region, p in prediction.labelled().items()}
+        brain = grid.resample(prediction.prepared.sliced.volume_brain.astype(np.uint8), False) > 0
+        masks, labels = self.label_map(labelled, brain, grid.voxel_ml, prediction.prepared.volumes.label_scheme,
+                                       prediction.warnings)
+        geometry = grid.geometry
         result = SegmentationResult(
-            case_id=found.case_id, image=to_image(labels, geometry, np.uint8),
-            volumes_ml=region_volumes_ml(masks, prediction.voxel_ml), seconds=prediction.seconds,
-            warnings=prediction.warnings,
-            metrics=region_metrics(masks, volumes.seg, volumes.zooms) if volumes.seg is not None else None)
-        if probabilities:
-            result.probabilities = {region: to_image(p, geometry, np.float32)
-                                    for region, p in prediction.labelled().items()}
+            case_id=case_id, image=to_image(labels, geometry, np.uint8),
+            volumes_ml=region_volumes_ml(masks, grid.voxel_ml), seconds=prediction.seconds,
+            warnings=prediction.warnings, prediction=prediction,
+            metrics=region_metrics(masks, truth, geometry.canonical_zooms) if truth is not None else None)
+        if asked["probabilities"]:
+            result.probabilities = {region: to_image(p, geometry, np.float32) for region, p in labelled.items()}
         clip = self.preprocess.clip
-        if residual and prediction.synth is not None:
-            result.residual = to_image(prediction.residual_volume() * clip, geometry, np.float32)
-        if synth and prediction.synth is not None:
-            result.synth = to_image(prediction.synth_volume() * clip, geometry, np.float32)
-        if uncertainty:
-            result.uncertainty = to_image(prediction.uncertainty(), geometry, np.float32)
+        if asked["residual"] and prediction.synth is not None:
+            result.residual = to_image(grid.resample(prediction.residual_volume(), True) * clip, geometry, np.float32)
+        if asked["synth"] and prediction.synth is not None:
+            result.synth = to_image(grid.resample(prediction.synth_volume(), True) * clip, geometry, np.float32)
+        if asked["uncertainty"]:
+            averaged = {region: grid.resample(p, True) for region, p in prediction.averaged().items()}
+            result.uncertainty = to_image(uncertainty_map(averaged), geometry, np.float32)
             result.uncertainty_score = prediction.uncertainty_score()
         return result
 
@@ -257,17 +329,22 @@ class Segmenter:
         """Per region, (N, K, S, S) slice probabilities back in the canonical voxel grid."""
         return {region: sliced.transform.inverse(slices[:, k], "linear") for k, region in enumerate(self.targets)}
 
-    def label_map(self, prediction: Prediction) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Post-processed region masks and the uint8 label map (canonical grid); warns on an empty mask."""
-        masks = region_masks(prediction.labelled(), self.postprocess, prediction.voxel_ml)
+    def label_map(self, probabilities: dict[str, np.ndarray], brain: np.ndarray, voxel_ml: float, scheme: str,
+                  warnings: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Post-processed region masks and the uint8 label map of region probabilities on one grid; appends to
+        ``warnings`` for an empty or implausible mask."""
+        masks = region_masks(probabilities, self.postprocess, voxel_ml)
         if not masks["whole"].any():
-            prediction.warnings.append("the mask is empty: no tumour found above the threshold")
-        prediction.warnings += mask_warnings(masks["whole"], prediction.prepared.sliced.volume_brain,
-                                             prediction.voxel_ml)
-        scheme = prediction.prepared.volumes.label_scheme
+            warnings.append("the mask is empty: no tumour found above the threshold")
+        warnings += mask_warnings(masks["whole"], brain, voxel_ml)
         labels = (masks["whole"].astype(np.uint8) if self.whole_tumour
                   else labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], scheme))
         return masks, labels
+
+
+def uncertainty_map(probabilities: dict[str, np.ndarray]) -> np.ndarray:
+    """Per voxel, the largest over regions of the binary entropy (bits, in [0, 1]) of the probabilities."""
+    return np.max([binary_entropy(p) for p in probabilities.values()], axis=0)
 
 
 def binary_entropy(p: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Patient-level cross-validation of the whole method: per fold, train stage 1 and stage 2, segment held-out cases.
 
-Every case is scored once, by models (DDPM and segmenter) that never saw it. Each fold's folder holds its
-weights, so an interrupted run resumes where it stopped.
+Every case is scored once, by models (DDPM and segmenter) that never saw it. Clinical variants of a case in the
+cache (``data.clinical_variants``) train with it and are never scored. Each fold's folder holds its weights, so an
+interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scipy import ndimage
 from recoseg_cli.api import Prediction, Segmenter
 from recoseg_cli.constants import MODALITIES
 from recoseg_cli.data.cache import CachedSubject
+from recoseg_cli.data.clinical_variants import source_case
 from recoseg_cli.data.institutions import institution
 from recoseg_cli.devices import machine_description, resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
@@ -249,7 +251,8 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     unlabelled = [s.case_id for s in subjects if s.seg is None]
     if unlabelled:
         raise InputError(f"{data}: cross-validation needs labels; no segmentation for {', '.join(unlabelled)}")
-    folds = assign_folds([s.case_id for s in subjects], config.folds, config.seed)
+    folds = assign_folds([s.case_id for s in subjects if source_case(s.case_id) == s.case_id], config.folds,
+                         config.seed)
     folders = {entry["case_id"]: Path(entry["folder"]) for entry in manifest["subjects"]}
     cases: dict[str, list[dict]] = {variant: [] for variant in config.variants}
     stage_one: list[dict] = []
@@ -257,7 +260,7 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
         raise InputError(f"--only-fold {only_fold}: choose a fold from 0 to {config.folds - 1}")
     for fold in range(config.folds) if only_fold is None else (only_fold,):
         fold_dir = output / f"fold{fold}"
-        training = [s for s in subjects if folds[s.case_id] != fold]
+        training = [s for s in subjects if folds[source_case(s.case_id)] != fold]  # clinical variants go along
         held_out = sorted(c for c, f in folds.items() if f == fold)
         fold_dir.mkdir(parents=True, exist_ok=True)
         write_json(fold_dir / "cases.json", {"train": [s.case_id for s in training], "test": held_out})

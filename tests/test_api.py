@@ -96,7 +96,8 @@ def test_mirrored_pass_gives_tta_labels_and_an_uncertainty_map(tiny_patient, tin
     np.testing.assert_allclose(prediction.probabilities["whole"], plain.predict(patient).probabilities["whole"],
                                atol=1e-6)  # the plain pass is unchanged by the second one
     mean = {r: (prediction.probabilities[r] + prediction.mirrored[r]) / 2 for r in prediction.probabilities}
-    masks, _ = tta.label_map(prediction)
+    masks, _ = tta.label_map(prediction.labelled(), prediction.prepared.sliced.volume_brain, prediction.voxel_ml,
+                             "brats2020", [])
     expected = region_masks(mean, tta.postprocess, prediction.voxel_ml)
     assert all(np.array_equal(masks[r], expected[r]) for r in masks)
     uncertainty = prediction.uncertainty()

@@ -166,3 +166,11 @@ def test_a_case_id_token_is_not_a_modality(tmp_path):
     assert patient.case_id == "T2_study"
     assert patient.images["t2"].name == "T2_study_t2.nii.gz"
     assert patient.missing == ("t1ce",)
+
+
+def test_files_that_share_no_case_prefix_take_the_folder_name(tmp_path):
+    folder = touch(tmp_path / "TCGA-06-0143", "MRHR_FLAIR_AX_SE_IR_5_flair.nii.gz", "SAG_T1_3D_t1.nii.gz",
+                   "AX_T1_POST_t1ce.nii.gz", "AX_T2_FSE_t2.nii.gz")
+    assert discover_patient(folder).case_id == "TCGA-06-0143"
+    shared = touch(tmp_path / "folder", "P7_flair.nii.gz", "P7_t1.nii.gz", "P7_t1ce.nii.gz", "P7_t2.nii.gz")
+    assert discover_patient(shared).case_id == "P7"

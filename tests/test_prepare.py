@@ -57,11 +57,16 @@ def test_a_clinical_exam_is_prepared_segmented_and_mapped_back_to_its_t1ce_grid(
     assert (tmp_path / "qc.png").read_bytes()[:4] == b"\x89PNG"
     kept = sorted(p.name for p in (tmp_path / "kept" / CASE).iterdir())
     assert f"{CASE}_t1ce.nii.gz" in kept and f"{CASE}_brainmask.nii.gz" in kept and "preparation.json" in kept
-    result = recoseg_cli.Segmenter(device="cpu")(exam)  # the API prepares the same way
+    segmenter = recoseg_cli.Segmenter(device="cpu")
+    result = segmenter(exam, probabilities=True, uncertainty=True, residual=True)  # the API prepares the same way
     # ITK's multithreaded registration is not bit-reproducible between runs: the masks agree closely, not exactly
     assert dice(result.labels > 0, labels > 0) > 0.97 and np.allclose(result.image.affine, t1ce.affine)
-    with pytest.raises(InputError, match="prepared exam gives its mask only"):
-        recoseg_cli.Segmenter(device="cpu")(exam, probabilities=True)
+    for image in (*result.probabilities.values(), result.uncertainty, result.residual):  # every output on T1ce's grid
+        assert image.shape == t1ce.shape and np.allclose(image.affine, t1ce.affine)
+    whole = np.asarray(result.probabilities["whole"].dataobj)
+    assert 0 <= whole.min() and whole.max() <= 1  # the mask is the resampled probabilities, labelled on this grid
+    assert np.all(whole[result.labels > 0] >= segmenter.postprocess.threshold)
+    assert result.preparation["reasons"] == ["the sequences are on different grids"]
 
 
 def test_auto_leaves_a_ready_patient_on_the_direct_path_bit_identical(tiny_patient, tiny_weights, tmp_path, capsys):

@@ -11,7 +11,7 @@ from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
 from recoseg_cli.overlay import check_picture_name
 from recoseg_cli.prepare.exam import prepare_exam
-from recoseg_cli.prepare.qc import write_qc
+from recoseg_cli.prepare.qc import qc_figure, write_qc
 
 
 def run_prepare(patient: Patient, output: Path, qc: Path | None, overwrite: bool, quiet: bool, device: str = "auto",
@@ -27,7 +27,7 @@ def run_prepare(patient: Patient, output: Path, qc: Path | None, overwrite: bool
         progress.add_task(f"{patient.case_id}: preparing", total=None, info="")
         exam = prepare_exam(patient, output, device=resolve_device(device), bf16=bf16)
         if qc is not None:
-            write_qc(qc, exam)
+            write_qc(qc, qc_figure(exam))
     for message in exam.report["warnings"]:
         warn(f"{patient.case_id}: {message}")
     if not quiet:

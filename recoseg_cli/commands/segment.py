@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
-import numpy as np
 
-from recoseg_cli.api import STAGES as PREDICT_STAGES, Prediction, Segmenter
+from recoseg_cli.api import STAGES as PREDICT_STAGES, SegmentationResult, Segmenter
 from recoseg_cli.console import console, progress_bar, warn
 from recoseg_cli.devices import precision_name
 from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
-from recoseg_cli.errors import InputError
-from recoseg_cli.io.nifti import save_volume, write_image
+from recoseg_cli.io.nifti import write_image
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.io.report_table import is_csv, report_row, write_rows
-from recoseg_cli.metrics import region_metrics
 from recoseg_cli.overlay import check_picture_name, write_overlay
-from recoseg_cli.prepare.exam import prepare_exam, readiness
 from recoseg_cli.prepare.qc import write_qc
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
-from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS, region_volumes_ml
+from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS
 
 STAGES = (*PREDICT_STAGES, "write", "overlay")
 """Stages of one patient, in order; ``on_stage`` callbacks receive each one as it finishes."""
@@ -32,7 +27,7 @@ STAGES = (*PREDICT_STAGES, "write", "overlay")
 
 def next_stage(finished: str, overlay: bool) -> str:
     """The stage that starts when ``finished`` ends (for progress displays)."""
-    stages = STAGES if overlay else STAGES[:-1]
+    stages = ("prepare", *(STAGES if overlay else STAGES[:-1]))
     index = stages.index(finished) + 1
     return stages[index] if index < len(stages) else "done"
 
@@ -87,92 +82,65 @@ class SegmentOptions:
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
                   on_slices=None) -> dict:
-    """Segment one patient and write the mask (and asked-for extras and overlay); returns its report. A raw
-    exam (``--prepare``) is prepared first and its mask mapped back to the native T1ce grid."""
-    reasons = readiness(patient) if options.prepare == "auto" else []
-    if options.prepare == "full" or reasons:
-        return _write_prepared(segmenter, patient, output, options, reasons or ["--prepare full"], on_stage,
-                               on_slices)
-    return _write_direct(segmenter, patient, output, options, on_stage, on_slices)
+    """Segment one patient with the API (which prepares a raw exam and maps every output back to its native
+    reference grid) and write the mask, the asked-for extras, the overlay and the QC picture; returns its report."""
+    def preparing(reasons: list[str]) -> None:
+        if not options.quiet:
+            console.print(f"{patient.case_id}: preparing the exam ({'; '.join(reasons)})", soft_wrap=True)
 
-
-def _write_prepared(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions,
-                    reasons: list[str], on_stage, on_slices) -> dict:
-    """Prepare the exam (kept in ``--keep-prepared``), segment it, write the mask on the native T1ce grid."""
-    if options.save:
-        raise InputError(f"{patient.case_id}: this exam needs preparation ({'; '.join(reasons)}), and --save-* "
-                         "images would be on the prepared grid: give --keep-prepared DIR and use its images instead")
-    if not options.quiet:
-        console.print(f"{patient.case_id}: preparing the exam ({'; '.join(reasons)})", soft_wrap=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(options.keep_prepared) / patient.case_id if options.keep_prepared else Path(scratch)
-        exam = prepare_exam(patient, folder, device=segmenter.device, bf16=options.bf16)
-        if options.qc is not None:
-            write_qc(Path(options.qc), exam)
-        inner = Path(scratch) / "prepared_mask.nii.gz"
-        report = _write_direct(segmenter, exam.patient(), inner, options, on_stage, on_slices)
-        write_image(exam.to_native(nib.load(str(inner))), output)
-    for message in exam.report["warnings"]:
-        warn(f"{patient.case_id}: {message}")
-    report.update(output=str(output.resolve()), inputs={m: str(p.resolve()) for m, p in patient.images.items()},
-                  preparation={"reasons": reasons, **exam.report},
-                  warnings=report["warnings"] + exam.report["warnings"])
-    return report
-
-
-def _write_direct(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
-                  on_slices=None) -> dict:
-    """Segment a BraTS-ready patient and write its mask, extras and overlay on its own grid."""
-    prediction = segmenter.predict(patient, on_stage, on_slices, mirrored="uncertainty" in options.save)
-    prepared, volumes = prediction.prepared, prediction.prepared.volumes
-    timer = StageTimer(on_stage, prediction.seconds)
-    masks, labels = segmenter.label_map(prediction)
-    save_volume(labels, volumes.geometry, output, np.uint8)
-    wants_residual = prediction.synth is not None and ("residual" in options.save or options.overlay is not None)
-    residual_volume = prediction.residual_volume() if wants_residual else None
-    _save_extras(output, prediction, residual_volume, options.save, segmenter.preprocess.clip)
+    result = segmenter(patient, probabilities=any(kind in options.save for kind in PROBABILITY_KINDS),
+                       residual="residual" in options.save, synth="synth" in options.save,
+                       uncertainty="uncertainty" in options.save, prepare=options.prepare,
+                       keep_prepared=options.keep_prepared, qc=options.qc is not None, on_stage=on_stage,
+                       on_slices=on_slices, on_prepare=preparing)
+    timer = StageTimer(on_stage, result.seconds)
+    write_image(result.image, output)
+    for kind, image in _extras(result).items():
+        if kind in options.save:
+            write_image(image, extra_path(output, kind))
+    if result.qc_figure is not None:
+        write_qc(Path(options.qc), result.qc_figure)
     timer.lap("write")
     if options.overlay is not None:
-        overlay = Path(options.overlay)
-        image = volumes.images.get("t1ce", volumes.images["flair"])
-        residual_z = residual_volume * segmenter.preprocess.clip if residual_volume is not None else None
-        write_overlay(overlay / f"{patient.case_id}.png" if overlay.is_dir() else overlay, image, residual_z,
-                      masks, volumes.seg, volumes.label_scheme, prepared.sliced.volume_brain, patient.case_id,
-                      prediction.voxel_ml, prediction.warnings,
-                      prediction.uncertainty() if prediction.mirrored is not None else None)
+        _write_overlay(segmenter, result, Path(options.overlay), patient.case_id)
         timer.lap("overlay")
-    for message in prediction.warnings:
+    for message in result.warnings:
         warn(f"{patient.case_id}: {message}")
-    return _report(segmenter, patient, output, prediction, masks)
+    return _report(segmenter, patient, output, result)
 
 
-def _save_extras(output: Path, prediction: Prediction, residual, save: tuple[str, ...], clip: float) -> None:
-    geometry = prediction.prepared.volumes.geometry
-    for kind, region in PROBABILITY_KINDS.items():
-        if kind in save:
-            save_volume(prediction.labelled()[region], geometry, extra_path(output, kind), np.float32)
-    if "uncertainty" in save:
-        save_volume(prediction.uncertainty(), geometry, extra_path(output, "uncertainty"), np.float32)
-    if "residual" in save and residual is not None:
-        save_volume(residual * clip, geometry, extra_path(output, "residual"), np.float32)
-    if "synth" in save and prediction.synth is not None:
-        save_volume(prediction.synth_volume() * clip, geometry, extra_path(output, "synth"), np.float32)
+def _extras(result: SegmentationResult) -> dict[str, nib.Nifti1Image]:
+    """The result's extra images by ``EXTRA_OUTPUTS`` kind."""
+    images = {kind: result.probabilities[region] for kind, region in PROBABILITY_KINDS.items()
+              if region in result.probabilities}
+    return {**images, **{kind: image for kind, image in (("residual", result.residual), ("synth", result.synth),
+                                                          ("uncertainty", result.uncertainty)) if image is not None}}
 
 
-def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Prediction,
-            masks: dict[str, np.ndarray]) -> dict:
-    prepared = prediction.prepared
-    seconds = prediction.seconds
+def _write_overlay(segmenter: Segmenter, result: SegmentationResult, overlay: Path, case_id: str) -> None:
+    """The overlay picture, drawn on the grid the networks worked on (1 mm for a prepared exam)."""
+    prediction = result.prediction
+    volumes, brain = prediction.prepared.volumes, prediction.prepared.sliced.volume_brain
+    masks, _ = segmenter.label_map(prediction.labelled(), brain, prediction.voxel_ml, volumes.label_scheme, [])
+    image = volumes.images.get("t1ce", volumes.images["flair"])
+    residual = prediction.residual_volume() * segmenter.preprocess.clip if prediction.synth is not None else None
+    write_overlay(overlay / f"{case_id}.png" if overlay.is_dir() else overlay, image, residual, masks, volumes.seg,
+                  volumes.label_scheme, brain, case_id, prediction.voxel_ml, result.warnings,
+                  prediction.uncertainty() if prediction.mirrored is not None else None)
+
+
+def _report(segmenter: Segmenter, patient: Patient, output: Path, result: SegmentationResult) -> dict:
+    prediction = result.prediction
+    prepared, seconds = prediction.prepared, result.seconds
     report = {
-        "case_id": patient.case_id, "output": str(output.resolve()),
+        "case_id": result.case_id, "output": str(output.resolve()),
         "inputs": {m: str(p.resolve()) for m, p in patient.images.items()},
         "labels": "whole tumour = 1" if segmenter.whole_tumour else prepared.volumes.label_scheme,
-        "volumes_ml": region_volumes_ml(masks, prediction.voxel_ml),
-        "tumour_volume_ml": round(float(masks["whole"].sum()) * prediction.voxel_ml, 3),
+        "volumes_ml": result.volumes_ml, "tumour_volume_ml": result.volumes_ml["whole"],
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
-        "warnings": prediction.warnings, "sequence_checks": prediction.sequence_checks,
-        "uncertainty_score": prediction.uncertainty_score() if prediction.mirrored is not None else None,
+        "warnings": result.warnings, "sequence_checks": prediction.sequence_checks,
+        "uncertainty_score": result.uncertainty_score,
         "postprocess": segmenter.postprocess.to_dict(),
         "sampler": segmenter.sampler.to_dict(), "channels": list(segmenter.channels),
         "regions": list(segmenter.targets),
@@ -181,8 +149,10 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, prediction: Pr
         "precision": precision_name(segmenter.device, segmenter.bf16),
         "peak_rss_gb": peak_rss_gb(), "versions": package_versions(),
     }
-    if prepared.volumes.seg is not None:
-        report["metrics_vs_ground_truth"] = region_metrics(masks, prepared.volumes.seg, prepared.volumes.zooms)
+    if result.preparation is not None:
+        report["preparation"] = result.preparation
+    if result.metrics is not None:
+        report["metrics_vs_ground_truth"] = result.metrics
     return report
 
 

@@ -35,6 +35,13 @@ CLINICAL_GRIDS = {
 """Grids like those of a clinical exam (FLAIR 0.9 x 0.9 x 5.5 mm axial, T1 1 mm sagittal, T1ce 3D, T2 0.5 x 0.5 x
 4 mm), each with its own head position."""
 
+THICK_SPACINGS = {"flair": (0.9, 0.9, 5.5), "t1": (1.0, 1.0, 5.0), "t1ce": (0.9, 0.9, 6.0), "t2": (0.5, 0.5, 5.0)}
+
+THICK_GRIDS = {role: SeriesGrid(THICK_SPACINGS[role], (0, 1, 2), grid.rotation_deg, grid.shift_mm)
+               for role, grid in CLINICAL_GRIDS.items()}
+"""Every sequence, T1ce included, on axial slices 5-6 mm thick, each on a grid and with a head position of its own:
+the thick-slice exams of the cross-validation."""
+
 
 def motion(grid: SeriesGrid, centre: np.ndarray) -> sitk.Euler3DTransform:
     """The head's motion for a series: maps the series' physical points to those of the source case."""

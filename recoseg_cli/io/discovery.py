@@ -188,7 +188,9 @@ def discover_patient(folder: str | Path) -> Patient:
     if seg is None and first.naming == "nnunet":
         seg = next((p for p in files if NIFTI.sub("", p.name) == first.case), None)
     scheme = _naming_scheme([roles[m][0][1].naming for m in modalities])
-    return Patient(case_id=first.case or folder.name, images=images, seg=seg, scheme=scheme, folder=folder)
+    cases = {roles[m][0][1].case for m in modalities}
+    shared = cases.pop() if len(cases) == 1 else ""  # files that share no case prefix: scanner exports, series names
+    return Patient(case_id=shared or folder.name, images=images, seg=seg, scheme=scheme, folder=folder)
 
 
 def patient_from_paths(paths: dict[str, str | Path | None], case_id: str | None = None) -> Patient:

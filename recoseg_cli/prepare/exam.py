@@ -8,8 +8,10 @@ The prepared folder holds ``<case>_{flair,t1,t1ce,t2}.nii.gz`` (BraTS names), ``
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +24,7 @@ from recoseg_cli.constants import MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient
 from recoseg_cli.io.json_io import write_json
-from recoseg_cli.io.nifti import load_volume, read_image, to_image
+from recoseg_cli.io.nifti import Geometry, load_volume, read_image, to_file_orientation
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, NonZeroBrain
 from recoseg_cli.prepare.grid import world_grid
@@ -79,7 +81,7 @@ def _read(path: Path, role: str) -> sitk.Image:
 
 @dataclass
 class PreparedExam:
-    """A prepared exam on disk, with what maps its labels back to the native T1ce grid."""
+    """A prepared exam on disk, with what maps its images back to the native grid of its reference sequence."""
 
     folder: Path
     case_id: str
@@ -87,23 +89,44 @@ class PreparedExam:
     report: dict = field(default_factory=dict)
     unmasked_t1ce: sitk.Image | None = None
     """The T1ce on the prepared grid before brain extraction (in memory only, for the QC picture)."""
+    reference: str = "t1ce"
+    """The sequence whose native grid the outputs go back to."""
+
+    @classmethod
+    def read(cls, folder: Path) -> PreparedExam:
+        """A prepared exam written earlier (``recoseg prepare``, ``--keep-prepared``), from its ``preparation.json``."""
+        record = Path(folder) / "preparation.json"
+        if not record.is_file():
+            raise InputError(f"{folder}: not a prepared exam (no preparation.json)")
+        report = json.loads(record.read_text())
+        return cls(Path(folder), discover_patient(folder).case_id, Path(report["native_t1ce"]), report)
 
     def patient(self) -> Patient:
         """The prepared exam as a BraTS-ready patient, with the exam's case id."""
         return replace(discover_patient(self.folder), case_id=self.case_id)
 
-    def to_native(self, labels: nib.Nifti1Image) -> nib.Nifti1Image:
-        """Labels on the prepared grid, resampled (nearest neighbour) onto the native T1ce grid, with the T1ce
-        file's shape, affine and codes."""
-        prepared = sitk.ReadImage(str(self.folder / f"{self.case_id}_t1ce.nii.gz"))
-        image = sitk.GetImageFromArray(np.asarray(labels.dataobj).transpose(2, 1, 0).astype(np.uint8))
-        image.CopyInformation(prepared)
+    @cached_property
+    def native_geometry(self) -> Geometry:
+        return load_volume(self.native_t1ce)[1]
+
+    def to_native(self, volume: np.ndarray, prepared: Geometry, linear: bool) -> np.ndarray:
+        """A canonical array of the prepared grid (``prepared``) resampled onto the native reference grid, linearly
+        (probabilities, images) or by nearest neighbour (masks); a canonical array of that grid."""
+        reference = sitk.ReadImage(str(self.folder / f"{self.case_id}_{self.reference}.nii.gz"))
+        kind = np.float32 if linear else np.uint8
+        image = sitk.GetImageFromArray(to_file_orientation(volume.astype(kind), prepared).transpose(2, 1, 0))
+        image.CopyInformation(reference)
         native = sitk.ReadImage(str(self.native_t1ce))
-        resampled = sitk.Resample(image, native, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        resampled = sitk.Resample(image, native, sitk.Transform(),
+                                  sitk.sitkLinear if linear else sitk.sitkNearestNeighbor, 0.0,
+                                  sitk.sitkFloat32 if linear else sitk.sitkUInt8)
         file_order = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
-        _, geometry = load_volume(self.native_t1ce)
-        canonical = nib.orientations.apply_orientation(file_order, geometry.orientation)
-        return to_image(canonical, geometry, np.uint8)
+        return np.ascontiguousarray(nib.orientations.apply_orientation(file_order, self.native_geometry.orientation))
+
+    def native_truth(self, path: Path) -> np.ndarray | None:
+        """A segmentation file on the native reference grid (canonical), or None when it lies on another grid."""
+        labels, geometry = load_volume(path)
+        return labels.astype(np.uint8) if geometry.matches(self.native_geometry) else None
 
 
 def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | None = None,

@@ -18,8 +18,17 @@ def _planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray
     return [np.flipud(volume[z]), np.flipud(volume[:, y]), np.flipud(volume[:, :, x])]
 
 
-def write_qc(path: Path, exam) -> None:
-    """Save the picture (format from the extension) for a ``PreparedExam``."""
+def write_qc(path: Path, figure) -> None:
+    """Save a ``qc_figure`` (format from the extension) and close it."""
+    import matplotlib.pyplot as plt
+
+    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")
+    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt))
+    plt.close(figure)
+
+
+def qc_figure(exam):
+    """The picture of a ``PreparedExam``: a matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,6 +64,4 @@ def write_qc(path: Path, exam) -> None:
     figure.suptitle(f"{exam.case_id}: prepared exam (1 mm, registered to T1ce; {exam.report['brain_extraction']})"
                     + ("\n" + "\n".join(f"warning: {w}" for w in warnings) if warnings else ""), fontsize=10)
     figure.tight_layout()
-    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")
-    write_atomically(Path(path), lambda tmp: figure.savefig(tmp, format=fmt))
-    plt.close(figure)
+    return figure
