@@ -225,6 +225,8 @@ class Segmenter:
             if on_stage:
                 on_stage("prepare")
             record = {"reasons": reasons, **exam.report, "seconds_total": round(time.perf_counter() - start, 3)}
+            if exam.report["faults"] and not self.force:
+                raise InputError(f"{exam.report['faults'][0]}; --force segments the exam anyway")
             result = self._prepared_result(exam, record, asked, qc, on_stage, on_slices, found)
         return result
 
@@ -236,7 +238,7 @@ class Segmenter:
         if raw is not None and raw.seg is not None and truth is None:
             prediction.warnings.append(f"ground truth {raw.seg.name} is not on the {exam.reference.upper()} "
                                        "grid; no metrics")
-        prediction.warnings += exam.report["warnings"]
+        prediction.warnings += exam.report["warnings"] + exam.report.get("faults", [])
         prediction.seconds = {**{f"prepare: {k}": v for k, v in exam.report["seconds"].items()},
                               **prediction.seconds}
         result = self._result(exam.case_id, prediction, OutputGrid.native(exam, prediction), truth, asked)

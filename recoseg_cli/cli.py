@@ -127,7 +127,7 @@ def segment(
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
     prepare: Prepare = typer.Option("auto", help="Exams whose sequences lie on different grids: auto co-registers "
-                                                 "them to T1ce first and writes the mask on T1ce's grid; full "
+                                                 "them to T1ce first and writes every output on T1ce's grid; full "
                                                  "always prepares; off refuses them."),
     keep_prepared: Optional[Path] = typer.Option(None, help="Keep each prepared exam in DIR/<case>/ (BraTS names)."),
     qc: Optional[Path] = typer.Option(None, help="One patient: quality-control picture of the preparation."),
@@ -136,7 +136,8 @@ def segment(
     case_id: Optional[str] = typer.Option(None, "--case-id", help="One patient: its name in the report and "
                                                                   "overlay (default: from the file names)."),
     force: bool = typer.Option(False, "--force", help="Segment even when two sequences look swapped (T1/T1ce, "
-                                                    "FLAIR/T2); a warning stays in the report."),
+                                                    "FLAIR/T2), or a raw exam's sequence looks mirrored or of "
+                                                    "another patient; a warning stays in the report."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,

@@ -9,6 +9,7 @@ import torch
 from conftest import TINY, run_cli
 from recoseg_cli.cli_options import parse_source_weights
 from recoseg_cli.crossval import POSTPROCESS_CANDIDATES, assign_folds
+from recoseg_cli.data.clinical_variants import clinical_variant, source_case
 from recoseg_cli.data.institutions import institution
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.data.synthetic import generate_patient, write_patient
@@ -44,6 +45,7 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     for seed in range(3):
         case = f"Synth_{seed:05d}"
         write_patient(tmp_path / "cohort" / case, case, generate_patient(seed, TINY), TINY.affine)
+    clinical_variant(tmp_path / "cohort" / "Synth_00000", tmp_path / "cohort", 1)  # trains with its source only
     out = tmp_path / "cv"
     code, stdout, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "3",
                                  "--ddpm-steps", "2", "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu"],
@@ -56,8 +58,10 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
         assert sorted(scored) == [f"Synth_{s:05d}" for s in range(3)]
     for fold in range(3):
         split = json.loads((out / f"fold{fold}" / "cases.json").read_text())
-        assert not set(split["train"]) & set(split["test"]) and len(split["train"]) + len(split["test"]) == 3
+        sources = {source_case(c) for c in split["train"]}
+        assert not sources & set(split["test"]) and len(sources) + len(split["test"]) == 3
         assert {results["folds"][c] for c in split["test"]} == {fold}
+        assert ("Synth_00000__clinical1" in split["train"]) == ("Synth_00000" in split["train"])
         assert (out / f"fold{fold}" / "regressor" / "last.pt").is_file()
     case = results["variants"]["recoseg"]["cases"][0]
     assert len(case["postprocess"]) == len(POSTPROCESS_CANDIDATES)

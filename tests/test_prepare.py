@@ -11,7 +11,6 @@ import SimpleITK as sitk
 
 import recoseg_cli
 from conftest import TINY, run_cli, write_nifti
-from recoseg_cli.errors import InputError
 from recoseg_cli.data.clinical_exam import (SeriesGrid, registration_errors_mm, robex_head, series_grid,
                                            simulate_exam)
 from recoseg_cli.io.discovery import discover_patient

@@ -52,6 +52,7 @@ def components(result, truth: np.ndarray, brain: np.ndarray, zooms) -> list[dict
         found.append({"ml": round(float(sizes[k - 1]) * voxel_ml, 3),
                       "largest": bool(sizes[k - 1] == sizes.max()),
                       "true": bool((truth[part] > 0).any()),
+                      "overlap_ml": round(float((truth[part] > 0).sum()) * voxel_ml, 3),
                       "mean_probability": round(float(probability[part].mean()), 4),
                       "max_probability": round(float(probability[part].max()), 4),
                       "mean_uncertainty": round(float(uncertainty[part].mean()), 4),
@@ -66,7 +67,8 @@ def score(result, truth_path: Path, brain: np.ndarray) -> dict:
     truth = np.asarray(truth_image.dataobj).astype(np.uint8)
     zooms = tuple(float(z) for z in truth_image.header.get_zooms()[:3])
     masks = {region: region_mask(result.labels, region) for region in REGIONS}
-    return {"metrics": region_metrics(masks, truth, zooms), "volumes_ml": result.volumes_ml,
+    truth_ml = round(float((truth > 0).sum()) * float(np.prod(zooms)) / 1000.0, 3)
+    return {"metrics": region_metrics(masks, truth, zooms), "volumes_ml": result.volumes_ml, "truth_whole_ml": truth_ml,
             "components": components(result, truth, brain, zooms), "seconds": result.seconds}
 
 

@@ -112,6 +112,7 @@ class CachedSubject:
 
     case_id: str
     images: np.ndarray
+    """(N, 4, S, S) float16, as cached (half the memory of float32; networks cast their batches)."""
     brain: np.ndarray
     seg: np.ndarray | None
     split: str
@@ -128,6 +129,6 @@ def read_cache(cache: Path) -> tuple[dict, list[CachedSubject]]:
     subjects = []
     for entry in manifest["subjects"]:
         with np.load(subject_path(Path(cache), entry["case_id"])) as data:
-            subjects.append(CachedSubject(entry["case_id"], data["images"].astype(np.float32), data["brain"],
+            subjects.append(CachedSubject(entry["case_id"], data["images"], data["brain"],
                                           data["seg"] if "seg" in data else None, entry["split"]))
     return manifest, subjects

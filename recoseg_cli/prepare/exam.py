@@ -1,9 +1,10 @@
 """A raw exam made BraTS-like, and the way back: every sequence rigidly registered to T1ce and resampled onto a
-1 mm grid over T1ce's field of view, the skull removed; labels on that grid map back to the native T1ce grid.
+1 mm grid over T1ce's field of view, the skull removed, and each sequence checked for faults registration cannot
+repair (``faults``); images on that grid map back to the native T1ce grid (``PreparedExam.to_native``).
 
 The prepared folder holds ``<case>_{flair,t1,t1ce,t2}.nii.gz`` (BraTS names), ``<case>_brainmask.nii.gz``,
 ``<case>_{flair,t1,t2}_to_t1ce.tfm`` (ITK transforms from prepared to native points of each sequence) and
-``preparation.json`` (steps, seconds, registration metrics, brain volume).
+``preparation.json`` (steps, seconds, registration metrics, anatomy matches and faults, transforms, brain volume).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import Geometry, load_volume, read_image, to_file_orientation
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, NonZeroBrain
+from recoseg_cli.prepare.faults import fault, mirrored, structure_matches
 from recoseg_cli.prepare.grid import world_grid
 from recoseg_cli.prepare.registration import RigidRegistrator
 
@@ -164,6 +166,9 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
                          f"plausible {BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} mL; check the T1ce")
     warnings = [f"{patient.images[role].name} ({role}): poor registration to T1ce (metric {value:.2f})"
                 for role, value in metrics.items() if value > POOR_REGISTRATION]
+    start = time.perf_counter()
+    matches, faults = _sequence_faults(patient, native, prepared, brain, grid, registrator)
+    seconds["fault checks"] = time.perf_counter() - start
     case = patient.case_id
     folder = Path(folder)
     for role, image in prepared.items():
@@ -177,6 +182,30 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
     report = {"reference": "t1ce", "native_t1ce": str(patient.images["t1ce"]), "spacing_mm": SPACING_MM,
               "grid": list(grid.GetSize()), "brain_extraction": extractor.name, "brain_ml": round(brain_ml, 1),
               "registration_metric": {k: round(v, 4) for k, v in metrics.items()},
+              "anatomy_match": matches, "faults": faults,
+              "transforms": {role: {"kind": t.GetName(), "parameters": [round(p, 6) for p in t.GetParameters()],
+                                    "fixed_parameters": [round(p, 6) for p in t.GetFixedParameters()]}
+                             for role, t in transforms.items() if role != "t1ce"},
               "seconds": {k: round(v, 3) for k, v in seconds.items()}, "warnings": warnings}
     write_json(folder / "preparation.json", report)
     return PreparedExam(folder, case, patient.images["t1ce"], report, prepared["t1ce"])
+
+
+def _sequence_faults(patient: Patient, native: dict[str, sitk.Image], prepared: dict[str, sitk.Image],
+                     brain: sitk.Image, grid: sitk.Image,
+                     registrator: RigidRegistrator) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Each registered sequence's anatomy match with T1ce, as it is and mirrored left-right (registered again), and
+    the faults they show (``faults``)."""
+    others = [role for role in MODALITIES if role != "t1ce"]
+    moved = {role: sitk.GetArrayFromImage(prepared[role]) for role in others}
+    for role in others:
+        flipped = mirrored(native[role])
+        transform, _ = registrator.register(native["t1ce"], flipped, str(patient.images[role]))
+        moved[f"{role} mirrored"] = sitk.GetArrayFromImage(sitk.Resample(flipped, grid, transform, sitk.sitkLinear,
+                                                                         0.0, sitk.sitkFloat32))
+    found = structure_matches(sitk.GetArrayFromImage(prepared["t1ce"]), moved, sitk.GetArrayFromImage(brain) > 0)
+    matches = {role: {"as is": round(found[role], 4), "mirrored": round(found[f"{role} mirrored"], 4)}
+               for role in others}
+    faults = [fault(patient.images[role].name, role, "t1ce", found[role], found[f"{role} mirrored"])
+              for role in others]
+    return matches, [message for message in faults if message is not None]

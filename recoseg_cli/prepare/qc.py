@@ -10,12 +10,24 @@ import SimpleITK as sitk
 from skimage import feature
 
 from recoseg_cli.io.outputs import write_atomically
+from recoseg_cli.prepare.exam import POOR_REGISTRATION
+from recoseg_cli.prepare.faults import MATCH_FLOOR
 from recoseg_cli.overlay import PICTURE_FORMATS
 
 def _planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
     """Axial, coronal and sagittal planes of a (z, y, x) array in ITK's LPS grid, shown head up / anterior up."""
     z, y, x = centre
     return [np.flipud(volume[z]), np.flipud(volume[:, y]), np.flipud(volume[:, :, x])]
+
+
+def _column_note(report: dict, name: str) -> str:
+    """What a column's title says under its name: the brain's volume, or a sequence's registration figures."""
+    if name not in report["registration_metric"]:
+        return f"{report['brain_ml'] / 1000:.2f} L"
+    note = f"MI {report['registration_metric'][name]:.2f} (poor above {POOR_REGISTRATION})"
+    match = report.get("anatomy_match", {}).get(name)
+    return note + (f"\nanatomy match {match['as is']:.2f}, mirrored {match['mirrored']:.2f}\n(fault: both below "
+                   f"{MATCH_FLOOR}, or mirrored higher)" if match is not None else "")
 
 
 def write_qc(path: Path, figure) -> None:
@@ -44,7 +56,6 @@ def qc_figure(exam):
     columns = [("brainmask", "brain mask on T1ce")] + [(name, f"{name.upper()} edges on T1ce")
                                                         for name in ("flair", "t1", "t2")]
     figure, axes = plt.subplots(3, 4, figsize=(13, 10), dpi=90)
-    metrics = exam.report["registration_metric"]
     for col, (name, title) in enumerate(columns):
         backgrounds = _planes(head, centre) if name == "brainmask" else t1ce_planes  # the mask over the skull
         for row, (plane, background) in enumerate(zip(_planes(read[name], centre), backgrounds)):
@@ -58,9 +69,8 @@ def qc_figure(exam):
                 axis.imshow(np.ma.masked_where(~edges, edges), cmap="autumn", alpha=0.9, interpolation="none")
             axis.set_axis_off()
             if row == 0:
-                axis.set_title(title + (f"\nmetric {metrics[name]:.2f}" if name in metrics else
-                                        f"\n{exam.report['brain_ml'] / 1000:.2f} L"), fontsize=9)
-    warnings = exam.report["warnings"]
+                axis.set_title(f"{title}\n{_column_note(exam.report, name)}", fontsize=9)
+    warnings = exam.report["warnings"] + exam.report.get("faults", [])
     figure.suptitle(f"{exam.case_id}: prepared exam (1 mm, registered to T1ce; {exam.report['brain_extraction']})"
                     + ("\n" + "\n".join(f"warning: {w}" for w in warnings) if warnings else ""), fontsize=10)
     figure.tight_layout()

@@ -1,0 +1,91 @@
+"""Faults registration cannot repair: another patient's sequence, a header mirrored left-right."""
+
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import run_cli
+from recoseg_cli.data.clinical_exam import simulate_exam
+from recoseg_cli.prepare.faults import MATCH_FLOOR, MIRROR_MARGIN, mirrored, structure_matches
+
+REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
+needs_real = pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS cases are not beside this checkout")
+
+
+def blobs(seed: int, shape=(40, 48, 44)) -> np.ndarray:
+    """A smooth random 'anatomy' inside a box."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.random(shape).astype(np.float32), 2.0) * 100
+
+
+def test_the_anatomy_match_is_one_for_any_contrast_of_the_same_anatomy_and_low_for_another():
+    anatomy, brain = blobs(0), np.ones((40, 48, 44), bool)
+    inverted_contrast = 300 - 2 * anatomy  # edges in the same places, opposite polarity
+    matches = structure_matches(anatomy, {"same": inverted_contrast, "other": blobs(1),
+                                          "mirrored": anatomy[:, :, ::-1].copy()}, brain)
+    assert matches["same"] == pytest.approx(1.0, abs=1e-3)
+    assert abs(matches["other"]) < 0.1 and abs(matches["mirrored"]) < 0.1
+    assert np.isnan(structure_matches(anatomy, {"tiny": anatomy}, np.zeros_like(brain))["tiny"])
+
+
+def test_mirrored_flips_the_voxels_along_the_world_left_right_axis_and_keeps_the_header():
+    image = sitk.GetImageFromArray(blobs(2))
+    image.SetDirection((0, 0, 1, 1, 0, 0, 0, 1, 0))  # a sagittal grid: the voxel k axis runs along world x
+    image.SetOrigin((3.0, -2.0, 5.0))
+    flipped = mirrored(image)
+    assert flipped.GetDirection() == image.GetDirection() and flipped.GetOrigin() == image.GetOrigin()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(flipped), sitk.GetArrayFromImage(image)[::-1])
+
+
+def faulty_exam(tmp_path: Path, fault: str) -> Path:
+    """A thick-slice exam simulated from a real case, with one fault put in."""
+    case, other = "Brats18_TCIA03_265_1", "Brats18_2013_3_1"
+    exam = tmp_path / "exam" / case
+    simulate_exam(REAL_CASES / case, exam)
+    (exam / f"{case}_truth_t1ce_grid.nii.gz").unlink()
+    if fault == "mirrored t2":
+        t2 = nib.load(str(exam / f"{case}_t2.nii.gz"))
+        axis = int(np.argmax(np.abs(t2.affine[0, :3])))
+        nib.save(nib.Nifti1Image(np.flip(np.asarray(t2.dataobj), axis).copy(), t2.affine, t2.header),
+                 str(exam / f"{case}_t2.nii.gz"))
+    else:
+        simulate_exam(REAL_CASES / other, tmp_path / "other")
+        shutil.copy(tmp_path / "other" / f"{other}_flair.nii.gz", exam / f"{case}_flair.nii.gz")
+    return exam
+
+
+@needs_real
+@pytest.mark.slow
+@pytest.mark.parametrize("fault, says", [("mirrored t2", "looks mirrored left-right"),
+                                         ("another patient's flair", "does not line up")])
+def test_a_faulty_exam_is_refused_naming_the_sequence_and_force_segments_it_with_a_warning(tmp_path, capsys, fault,
+                                                                                            says):
+    exam = faulty_exam(tmp_path, fault)
+    role = "t2" if fault.startswith("mirrored") else "flair"
+    output = tmp_path / "mask.nii.gz"
+    code, _, err = run_cli(["segment", exam, "-o", output, "--device", "cpu", "-q"], capsys)
+    assert code == 2 and f"_{role}.nii.gz ({role}): {says}" in err and "--force" in err
+    assert not output.exists()
+    code, _, err = run_cli(["segment", exam, "-o", output, "--device", "cpu", "-q", "--force"], capsys)
+    assert code == 0 and says in err and output.exists()
+
+
+@needs_real
+@pytest.mark.slow
+def test_a_clean_exam_has_no_fault_and_its_sequences_match_well_above_the_floor(tmp_path, capsys):
+    from recoseg_cli.io.discovery import discover_patient
+    from recoseg_cli.prepare.exam import prepare_exam
+
+    exam = tmp_path / "exam"
+    simulate_exam(REAL_CASES / "Brats18_TCIA03_265_1", exam)
+    (exam / "Brats18_TCIA03_265_1_truth_t1ce_grid.nii.gz").unlink()
+    report = prepare_exam(discover_patient(exam), tmp_path / "prepared").report
+    assert report["faults"] == []
+    for match in report["anatomy_match"].values():
+        assert match["as is"] > MATCH_FLOOR + 0.1 and match["as is"] > match["mirrored"] + MIRROR_MARGIN
