@@ -205,7 +205,7 @@ class Segmenter:
         called before an exam is prepared."""
         asked = {"probabilities": probabilities, "residual": residual, "synth": synth, "uncertainty": uncertainty}
         if isinstance(patient, PreparedExam):
-            return self._prepared_result(patient, {"reasons": ["given prepared"]}, asked, qc, on_stage, on_slices)
+            return self._prepared_result(patient, {"reasons": ["a prepared exam"]}, asked, qc, on_stage, on_slices)
         if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
             with study_as_exam(Path(patient)) as (exam, _, _):
                 return self(exam, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,

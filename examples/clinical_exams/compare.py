@@ -29,25 +29,29 @@ def interval(diff: dict) -> str:
 
 
 def dice_tables(before: dict, after: dict, cases: list[str]) -> list[str]:
-    lines = ["| version | region | before: mean ± std (median) | after | after − before, 95% CI |", "| --- " * 5 + "|"]
+    lines = ["| version | region | before: mean ± std (median) | after | after − before, 95% CI |",
+             "| --- " * 5 + "|"]
     for version, label in VERSIONS.items():
         for region, short in REGIONS.items():
             first = [before[c][version]["metrics"][region]["dice"] for c in cases]
             second = [after[c][version]["metrics"][region]["dice"] for c in cases]
-            cells = [f"{s['mean']:.3f} ± {s['std']:.3f} ({s['median']:.3f})" for s in map(summary_stats, (first, second))]
-            lines.append(f"| {label} | {short} | {cells[0]} | {cells[1]} | {interval(paired_difference(second, first))} |")
+            cells = [f"{s['mean']:.3f} ± {s['std']:.3f} ({s['median']:.3f})"
+                     for s in map(summary_stats, (first, second))]
+            diff = interval(paired_difference(second, first))
+            lines.append(f"| {label} | {short} | {cells[0]} | {cells[1]} | {diff} |")
     return lines
 
 
 def false_components(before: dict, after: dict, cases: list[str]) -> list[str]:
-    lines = ["| version | false-component volume before: total mL (cases with any) | after | after − before per case, mL |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| version | false-component volume before: total mL (cases with any) | after "
+             "| after − before per case, mL |", "| --- | --- | --- | --- |"]
     for version, label in VERSIONS.items():
         first = [false_ml(before[c][version]) for c in cases]
         second = [false_ml(after[c][version]) for c in cases]
         diff = paired_difference(second, first)
         lines.append(f"| {label} | {sum(first):.1f} ({sum(v > 0 for v in first)}) | {sum(second):.1f} "
-                     f"({sum(v > 0 for v in second)}) | {diff['mean']:+.2f} [{diff['ci_low']:+.2f}, {diff['ci_high']:+.2f}] |")
+                     f"({sum(v > 0 for v in second)}) | {diff['mean']:+.2f} "
+                     f"[{diff['ci_low']:+.2f}, {diff['ci_high']:+.2f}] |")
     return lines
 
 
@@ -57,9 +61,11 @@ def per_case(before: dict, after: dict, cases: list[str]) -> list[str]:
     for c in cases:
         cells = []
         for version in VERSIONS:
-            dices = [" / ".join(f"{run[c][version]['metrics'][r]['dice']:.2f}" for r in REGIONS) for run in (before, after)]
+            dices = [" / ".join(f"{run[c][version]['metrics'][r]['dice']:.2f}" for r in REGIONS)
+                     for run in (before, after)]
             cells.append(" → ".join(dices))
-        falses = " → ".join(f"{false_ml(run[c]['clean']):.1f}, {false_ml(run[c]['thick']):.1f}" for run in (before, after))
+        falses = " → ".join(f"{false_ml(run[c]['clean']):.1f}, {false_ml(run[c]['thick']):.1f}"
+                            for run in (before, after))
         lines.append(f"| {c} | {before[c]['fold']} | {institution(c)} | {cells[0]} | {cells[1]} | {falses} |")
     return lines
 

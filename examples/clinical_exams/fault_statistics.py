@@ -3,7 +3,8 @@ exams with a fault. ``python fault_statistics.py CASES THICK OUT.json [N]``
 
 - BraTS-ready: the 1 mm co-registered cases of CASES (FLAIR, T1, T2 against T1ce, brain = non-zero voxels);
 - thick-slice exams: the prepared exams of ``make_thick_exams.py`` (THICK/prepared), as ``prepare_exam`` registered them;
-- another patient's FLAIR: each thick exam's T1ce with the next case's FLAIR, registered as ``prepare_exam`` does;
+- another patient's FLAIR: each thick exam's T1ce with the next case's FLAIR, registered as ``prepare_exam``
+  does;
 - a mirrored T2: each thick exam's T2 with its voxels flipped left-right under the same header, registered;
 - the shipped check on each clean thick exam (the first N): ``prepare_exam``'s anatomy matches (as is and mirrored)
   and faults.

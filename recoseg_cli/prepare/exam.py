@@ -28,7 +28,7 @@ from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import Geometry, load_volume, read_image, to_file_orientation
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, NonZeroBrain
-from recoseg_cli.prepare.faults import fault, mirrored, structure_matches
+from recoseg_cli.prepare.faults import mirrored, sequence_flags, structure_matches
 from recoseg_cli.prepare.grid import world_grid
 from recoseg_cli.prepare.registration import RigidRegistrator
 
@@ -167,7 +167,8 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
     warnings = [f"{patient.images[role].name} ({role}): poor registration to T1ce (metric {value:.2f})"
                 for role, value in metrics.items() if value > POOR_REGISTRATION]
     start = time.perf_counter()
-    matches, faults = _sequence_faults(patient, native, prepared, brain, grid, registrator)
+    matches, faults, mismatches = _sequence_faults(patient, native, prepared, brain, grid, registrator)
+    warnings += mismatches
     seconds["fault checks"] = time.perf_counter() - start
     case = patient.case_id
     folder = Path(folder)
@@ -193,9 +194,9 @@ def prepare_exam(patient: Patient, folder: Path, extractor: BrainExtractor | Non
 
 def _sequence_faults(patient: Patient, native: dict[str, sitk.Image], prepared: dict[str, sitk.Image],
                      brain: sitk.Image, grid: sitk.Image,
-                     registrator: RigidRegistrator) -> tuple[dict[str, dict[str, float]], list[str]]:
+                     registrator: RigidRegistrator) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
     """Each registered sequence's anatomy match with T1ce, as it is and mirrored left-right (registered again), and
-    the faults they show (``faults``)."""
+    the faults and warnings they show (``faults``)."""
     others = [role for role in MODALITIES if role != "t1ce"]
     moved = {role: sitk.GetArrayFromImage(prepared[role]) for role in others}
     for role in others:
@@ -206,6 +207,5 @@ def _sequence_faults(patient: Patient, native: dict[str, sitk.Image], prepared: 
     found = structure_matches(sitk.GetArrayFromImage(prepared["t1ce"]), moved, sitk.GetArrayFromImage(brain) > 0)
     matches = {role: {"as is": round(found[role], 4), "mirrored": round(found[f"{role} mirrored"], 4)}
                for role in others}
-    faults = [fault(patient.images[role].name, role, "t1ce", found[role], found[f"{role} mirrored"])
-              for role in others]
-    return matches, [message for message in faults if message is not None]
+    faults, warnings = sequence_flags({role: patient.images[role].name for role in others}, matches, "t1ce")
+    return matches, faults, warnings

@@ -1,12 +1,14 @@
 """Faults of a raw exam that registration cannot repair: a sequence of another patient, a header mirrored left-right.
 
 After rigid registration every sequence of one head shows the same anatomy at the same place: sulci, ventricles
-and the tumour's outline give edges in the same voxels whatever the contrast. The anatomy match is the
-correlation of the edge strengths (gradient magnitudes) of a registered sequence and the reference inside the
-brain, away from its outline (``structure_matches``). Another patient's brain, or a mirrored one, lines up only roughly and scores
-lower. Every sequence is also registered mirrored left-right: brains are nearly symmetric, so a mirrored sequence
-still lines up fairly well, but its mirror lines up better, while a correct sequence lines up better than its
-mirror. Thresholds: ``examples/clinical_exams/README.md`` (calibration on exams made from the 38 real cases).
+and the tumour's outline give edges in the same voxels whatever the contrast. The anatomy match
+(``structure_matches``) is the correlation of the edge strengths (gradient magnitudes) of a registered sequence and
+the reference inside the brain, away from its outline. Every sequence is also registered mirrored left-right:
+brains are nearly symmetric, so a mirrored sequence still lines up fairly well, but its mirror lines up better,
+while a correct one lines up better than its mirror. ``sequence_flags`` refuses a sequence that lines up neither
+way (``MATCH_FLOOR``) or better mirrored (``MIRROR_MARGIN``), and warns about one that lines up much worse than
+the exam's other sequences (``RELATIVE_FLOOR``: the usual sign of another patient's sequence). Calibration on exams
+made from the 38 real cases: ``examples/clinical_exams/README.md``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-MATCH_FLOOR = 0.3
+MATCH_FLOOR = 0.2
 """A registered sequence whose anatomy match with the reference is below this, mirrored or not, is not of this
 head (or its registration failed)."""
+
+RELATIVE_FLOOR = 0.6
+"""A sequence whose anatomy match is below this share of the median of the other sequences' is warned about."""
 
 MIRROR_MARGIN = 0.05
 """A sequence whose mirror matches the reference by this much more than the sequence itself is mirrored."""
@@ -56,12 +61,24 @@ def mirrored(image: sitk.Image) -> sitk.Image:
     return flipped
 
 
-def fault(name: str, role: str, reference: str, match: float, mirror_match: float) -> str | None:
-    """The one-line fault of a registered sequence from its anatomy match and its mirror's, or None."""
-    if max(match, mirror_match) < MATCH_FLOOR:
-        return (f"{name} ({role}): its anatomy does not line up with the {reference.upper()}'s after registration "
-                f"(match {match:.2f}, below {MATCH_FLOOR}): another patient's sequence, or a failed registration")
-    if mirror_match > match + MIRROR_MARGIN:
-        return (f"{name} ({role}): looks mirrored left-right against the {reference.upper()} (anatomy match "
-                f"{match:.2f}, {mirror_match:.2f} once mirrored); check its header's orientation")
-    return None
+def sequence_flags(names: dict[str, str], matches: dict[str, dict[str, float]],
+                   reference: str) -> tuple[list[str], list[str]]:
+    """Faults (refused unless forced) and warnings of the registered sequences from their anatomy matches
+    (``{role: {"as is": ..., "mirrored": ...}}``) and file ``names``."""
+    faults, warnings = [], []
+    for role, match in matches.items():
+        plain, flipped = match["as is"], match["mirrored"]
+        others = [m["as is"] for r, m in matches.items() if r != role]
+        if max(plain, flipped) < MATCH_FLOOR:
+            faults.append(f"{names[role]} ({role}): its anatomy does not line up with the {reference.upper()}'s "
+                          f"after registration (match {plain:.2f}, below {MATCH_FLOOR}): another patient's sequence, "
+                          "or a failed registration")
+        elif flipped > plain + MIRROR_MARGIN:
+            faults.append(f"{names[role]} ({role}): looks mirrored left-right against the {reference.upper()} "
+                          f"(anatomy match {plain:.2f}, {flipped:.2f} once mirrored); check its header's orientation")
+        elif len(others) >= 2 and plain < RELATIVE_FLOOR * float(np.median(others)):
+            against = ", ".join(f"{o:.2f}" for o in others)
+            warnings.append(f"{names[role]} ({role}): lines up with the {reference.upper()} much less well than the "
+                            f"other sequences (anatomy match {plain:.2f} against {against}): check that it is this "
+                            "patient's")
+    return faults, warnings
