@@ -17,6 +17,7 @@ import torch
 from scipy import ndimage
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML, mask_warnings, sequence_statistics, sequence_warnings
+from recoseg_cli.components import distant_warning, lesion_components
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
@@ -105,6 +106,8 @@ class SegmentationResult:
     warnings: list[str]
     prediction: Prediction
     """The networks' output on the grid they worked on (the prepared 1 mm grid of a prepared exam)."""
+    components: list[dict] = field(default_factory=list)
+    """The mask's separate lesions, largest first (``components.lesion_components``)."""
     metrics: dict | None = None
     """Per region Dice, HD95, ... against the patient's segmentation file (on the output grid), when it has one."""
     probabilities: dict[str, nib.Nifti1Image] = field(default_factory=dict)
@@ -257,10 +260,12 @@ class Segmenter:
         masks, labels = self.label_map(labelled, brain, grid.voxel_ml, prediction.prepared.volumes.label_scheme,
                                        prediction.warnings)
         geometry = grid.geometry
+        components = lesion_components(masks, labelled["whole"], geometry.canonical_zooms)
+        prediction.warnings += distant_warning(components)
         result = SegmentationResult(
             case_id=case_id, image=to_image(labels, geometry, np.uint8),
             volumes_ml=region_volumes_ml(masks, grid.voxel_ml), seconds=prediction.seconds,
-            warnings=prediction.warnings, prediction=prediction,
+            warnings=prediction.warnings, prediction=prediction, components=components,
             metrics=region_metrics(masks, truth, geometry.canonical_zooms) if truth is not None else None)
         if asked["probabilities"]:
             result.probabilities = {region: to_image(p, geometry, np.float32) for region, p in labelled.items()}

@@ -137,6 +137,7 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "inputs": {m: str(p.resolve()) for m, p in patient.images.items()},
         "labels": "whole tumour = 1" if segmenter.whole_tumour else prepared.volumes.label_scheme,
         "volumes_ml": result.volumes_ml, "tumour_volume_ml": result.volumes_ml["whole"],
+        "components": result.components,
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
         "warnings": result.warnings, "sequence_checks": prediction.sequence_checks,

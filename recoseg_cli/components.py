@@ -1,0 +1,49 @@
+"""The separate lesions of a mask: each whole-tumour component with its size, regions and distance from the largest.
+
+A component far from the largest one is either a satellite of a multifocal glioma or false tumour; on thick-slice
+exams made from real cases the false components lay 28-67 mm from the largest lesion and the true satellites
+closer (``examples/clinical_exams/README.md``). Nothing is removed here: distant components are listed and
+flagged for review.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from recoseg_cli.regions import CONNECTIVITY
+
+DISTANT_MM = 20.0
+"""A component whose nearest voxel lies farther than this from the largest component is flagged for review."""
+
+
+def lesion_components(masks: dict[str, np.ndarray], probability: np.ndarray,
+                      zooms: tuple[float, float, float]) -> list[dict]:
+    """Whole-tumour components, largest first: volume (mL), core and enhancing volumes, mean whole-tumour
+    probability and distance (mm) from the largest component."""
+    labelled, count = ndimage.label(masks["whole"], CONNECTIVITY)
+    if count == 0:
+        return []
+    voxel_ml = float(np.prod(zooms)) / 1000.0
+    index = range(1, count + 1)
+    sizes = ndimage.sum_labels(masks["whole"], labelled, index)
+    order = np.argsort(-sizes)
+    largest = labelled == order[0] + 1
+    distance = ndimage.distance_transform_edt(~largest, sampling=zooms)
+    nearest = ndimage.minimum(distance, labelled, index)
+    means = ndimage.mean(probability, labelled, index)
+    core, enhancing = (ndimage.sum_labels(masks[r], labelled, index) for r in ("core", "enhancing"))
+    return [{"ml": round(float(sizes[k]) * voxel_ml, 3), "core_ml": round(float(core[k]) * voxel_ml, 3),
+             "enhancing_ml": round(float(enhancing[k]) * voxel_ml, 3),
+             "mean_probability": round(float(means[k]), 3), "distance_mm": round(float(nearest[k]), 1)}
+            for k in order]
+
+
+def distant_warning(components: list[dict]) -> list[str]:
+    """A warning listing the components farther than ``DISTANT_MM`` from the largest, if any."""
+    distant = [c for c in components[1:] if c["distance_mm"] > DISTANT_MM]
+    if not distant:
+        return []
+    listed = ", ".join(f"{c['ml']:.1f} mL at {c['distance_mm']:.0f} mm" for c in distant)
+    return [f"{len(distant)} tumour component(s) lie more than {DISTANT_MM:.0f} mm from the largest lesion ({listed}): "
+            "satellites or false tumour, review them (report: components)"]
