@@ -111,15 +111,21 @@ class PreparedExam:
     def native_geometry(self) -> Geometry:
         return load_volume(self.native_t1ce)[1]
 
+    @cached_property
+    def _prepared_reference(self) -> sitk.Image:
+        return sitk.ReadImage(str(self.folder / f"{self.case_id}_{self.reference}.nii.gz"))
+
+    @cached_property
+    def _native_reference(self) -> sitk.Image:
+        return sitk.ReadImage(str(self.native_t1ce))
+
     def to_native(self, volume: np.ndarray, prepared: Geometry, linear: bool) -> np.ndarray:
         """A canonical array of the prepared grid (``prepared``) resampled onto the native reference grid, linearly
         (probabilities, images) or by nearest neighbour (masks); a canonical array of that grid."""
-        reference = sitk.ReadImage(str(self.folder / f"{self.case_id}_{self.reference}.nii.gz"))
         kind = np.float32 if linear else np.uint8
         image = sitk.GetImageFromArray(to_file_orientation(volume.astype(kind), prepared).transpose(2, 1, 0))
-        image.CopyInformation(reference)
-        native = sitk.ReadImage(str(self.native_t1ce))
-        resampled = sitk.Resample(image, native, sitk.Transform(),
+        image.CopyInformation(self._prepared_reference)
+        resampled = sitk.Resample(image, self._native_reference, sitk.Transform(),
                                   sitk.sitkLinear if linear else sitk.sitkNearestNeighbor, 0.0,
                                   sitk.sitkFloat32 if linear else sitk.sitkUInt8)
         file_order = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
