@@ -17,6 +17,7 @@ import torch
 from scipy import ndimage
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML, mask_warnings, sequence_statistics, sequence_warnings
+from recoseg_cli.constants import CONDITION_MODALITIES, MODALITIES
 from recoseg_cli.components import distant_warning, lesion_components
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
@@ -26,15 +27,17 @@ from recoseg_cli.io.nifti import Geometry, to_image, write_image
 from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
-from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, residual_slices,
-                                  restack_in_brain)
+from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, presence,
+                                  require_fluid_sensitive, residual_slices, restack_in_brain,
+                                  takes_subsets)
 from recoseg_cli.dicom.exam import study_as_exam
 from recoseg_cli.dicom.study import is_dicom_folder
 from recoseg_cli.prepare.exam import PreparedExam, prepare_exam, readiness
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
-from recoseg_cli.weights import Weights, load_weights, resolve_weights_path
+from recoseg_cli.sequences import missing_sequence_warnings
+from recoseg_cli.weights import SUBSET_MODEL, Weights, load_weights, resolve_weights_path
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
@@ -181,6 +184,8 @@ class Segmenter:
         self.preprocess = PreprocessConfig(**extra["preprocess"])
         self.sampler = sampler_config(sampler, steps) or SamplerConfig(**extra["sampler"])
         self.targets = tuple(extra.get("targets", ["whole"]))
+        self.subset_dice: dict = extra.get("subset_dice", {})
+        """Cross-validated mean Dice per region by set of sequences (``sequences.subset_name``), where measured."""
         if "whole" not in self.targets:
             raise WeightsError(f"{path}: segments {', '.join(self.targets)} only; `segment` needs whole-tumour weights")
         chosen = PostprocessConfig(**extra.get("postprocess", {"threshold": float(extra["threshold"])}))
@@ -210,10 +215,11 @@ class Segmenter:
         if isinstance(patient, PreparedExam):
             return self._prepared_result(patient, {"reasons": ["a prepared exam"]}, asked, qc, on_stage, on_slices)
         if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
-            with study_as_exam(Path(patient)) as (exam, _, _):
+            with study_as_exam(Path(patient), required=self.required_sequences) as (exam, _, _):
                 return self(exam, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,
                             on_slices=on_slices, on_prepare=on_prepare, **asked)
         found = as_patient(patient)
+        self.check_sequences(found)
         reasons = ["--prepare full"] if prepare == "full" else readiness(found) if prepare == "auto" else []
         if not reasons:
             prediction = self.predict(found, on_stage, on_slices, mirrored=uncertainty)
@@ -288,6 +294,7 @@ class Segmenter:
         finish batches of slices (stage "synthesis" or "segmentation").
         """
         timer = StageTimer(on_stage)
+        self.check_sequences(patient)
         prepared = prepare_patient(patient, self.preprocess, self.label_scheme, on_loaded=lambda: timer.lap("load"))
         warnings = list(prepared.volumes.warnings)
         timer.lap("preprocess")
@@ -305,23 +312,20 @@ class Segmenter:
             return advance if on_slices else None
 
         synth = None
-        if self.synthesizer is not None and (needs_synthesis(self.channels) or not prepared.has_t1ce):
+        if self.synthesizer is not None and prepared.has_conditions and (needs_synthesis(self.channels)
+                                                                         or not prepared.has_t1ce):
             synth = self.synthesizer.synthesize(prepared.conditions, sliced.brain, self.sampler, self.seed,
                                                 self.batch_size, start=prepared.t1ce, on_batch=counter("synthesis"))
         timer.lap("synthesis")
-        missing = None
-        if not prepared.has_t1ce:
-            if synth is None:
-                raise InputError(f"{patient.folder or patient.case_id}: no T1ce, and these weights cannot "
-                                 "synthesize one")
-            missing = np.ones(len(sliced.images), bool)
-            warnings.append("no T1ce: used the synthetic T1ce in its place and a zero residual")
+        warnings += missing_sequence_warnings(prepared.present, synth is not None and not prepared.has_t1ce,
+                                              self.subset_dice)
         brain_ml = float(sliced.volume_brain.sum()) * prepared.voxel_ml
         if brain_ml > LARGEST_BRAIN_ML:
             warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
                             "look not skull-stripped; the models expect skull-stripped scans like BraTS's "
                             "(--prepare full removes the skull)")
-        inputs = assemble(sliced.images, sliced.brain, self.channels, synth, missing)
+        inputs = assemble(sliced.images, sliced.brain, self.channels, synth,
+                          presence(len(sliced.images), prepared.present))
         slices = self.network.predict(inputs, sliced.brain, self.batch_size, counter("segmentation"))
         probabilities = self._restacked(sliced, slices)
         flipped = None
@@ -331,6 +335,24 @@ class Segmenter:
             flipped = self._restacked(sliced, np.ascontiguousarray(mirror[..., ::-1, :]))
         timer.lap("segmentation")
         return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks, flipped, self.tta)
+
+    @property
+    def required_sequences(self) -> tuple[str, ...]:
+        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets;
+        T1ce is synthesized where stage 1 is there)."""
+        if takes_subsets(self.channels):
+            return ()
+        return CONDITION_MODALITIES if self.synthesizer is not None else MODALITIES
+
+    def check_sequences(self, patient: Patient) -> None:
+        """Refuse a patient without FLAIR and T2, or a set of sequences these weights were not trained for."""
+        require_fluid_sensitive(patient)
+        try:
+            patient.require(self.required_sequences)
+        except InputError as error:
+            raise InputError(f"{error}; the weights {self.weights.path.name} need FLAIR, T1 and T2, the bundled "
+                             f"{SUBSET_MODEL!r} model (--model {SUBSET_MODEL}) takes any set holding FLAIR or T2"
+                             ) from None
 
     def _restacked(self, sliced, slices: np.ndarray) -> dict[str, np.ndarray]:
         """Per region, (N, K, S, S) slice probabilities back in the canonical voxel grid."""
@@ -403,6 +425,7 @@ def run_stage_one(patient: PatientLike, weights: str | Path | None = None, devic
     (the bundled ``model`` by default); ``on_stage`` is called after "weights", "load", "preprocess" and
     "synthesis"."""
     found = as_patient(patient)
+    found.require(CONDITION_MODALITIES)
     timer = StageTimer(on_stage)
     torch_device = resolve_device(device)
     stage_weights, synthesizer, preprocess = load_stage_one(Path(weights) if weights is not None else None,

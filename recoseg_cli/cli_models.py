@@ -135,7 +135,9 @@ def crossval(
     batch_size: int = typer.Option(16, min=1, help="Slices per step."),
     size: int = typer.Option(120, min=16, help="Slice side S."),
     variants: str = typer.Option("recoseg,modalities", help="Segmenters per fold: recoseg (modalities + residual), "
-                                                             "modalities (the four modalities only)."),
+                                                             "modalities (the four modalities only), "
+                                                             "any-subset (recoseg told which sequences are present, "
+                                                             "trained on every set holding FLAIR or T2)."),
     batch_dice: bool = BATCH_DICE,
     deep_supervision: bool = DEEP_SUPERVISION,
     source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "
@@ -235,15 +237,18 @@ def train(
     label_fraction: float = typer.Option(1.0, min=0.01, max=1.0, help="Stage seg: fraction of labelled subjects used."),
     seg_widths: str = typer.Option("16,32,64,96", help="Segmenter U-Net channel widths per level."),
     channels: str = typer.Option(",".join(("flair", "t1", "t1ce", "t2", "residual")),
-                                 help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction."),
+                                 help="Segmenter inputs: flair, t1, t1ce, t2, residual, synth, subtraction, "
+                                      "has_flair, has_t1, has_t1ce, has_t2 (which sequences are present)."),
     targets: str = typer.Option("whole,core,enhancing",
                                 help="Stage seg: tumour regions, one output each: whole, core, enhancing."),
     batch_dice: bool = BATCH_DICE,
     deep_supervision: bool = DEEP_SUPERVISION,
     augment: bool = typer.Option(True, "--augment/--no-augment",
                                  help="Random rotation, zoom (both stages), intensity, bias field and noise (seg)."),
-    t1ce_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
-                                       help="Stage seg: fraction of slices trained as if T1ce were missing."),
+    sequence_dropout: float = typer.Option(0.15, min=0.0, max=1.0,
+                                           help="Stage seg: fraction of slices trained with sequences missing "
+                                                "(any set holding FLAIR or T2 when the channels include has_flair, "
+                                                "has_t1, has_t1ce, has_t2; else T1ce, synthesized)."),
     sampler: Sampler = typer.Option("onestep", help="Sampler that makes the training residuals."),
     steps: int = typer.Option(1, min=1, help="Sampler network calls per slice."),
     quiet: bool = QUIET,
@@ -272,7 +277,7 @@ def train(
         ddpm_stage = replace(ddpm_stage, augment=None)
     target_list = tuple(t.strip() for t in targets.split(",") if t.strip())
     seg_stage = segmenter_stage(channel_list, target_list, parse_widths(seg_widths), deep_supervision,
-                                t1ce_dropout=t1ce_dropout, label_fraction=label_fraction,
+                                sequence_dropout=sequence_dropout, label_fraction=label_fraction,
                                 augment=AugmentConfig() if augment else None, batch_dice=batch_dice)
     regressor_config = regressor_stage(ddpm_stage.unet)
     _check_channels(channel_list)

@@ -31,7 +31,7 @@ from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import (paired_difference, region_metrics, region_synthesis_metrics, residual_ratio,
                                  summary_stats)
 from recoseg_cli.networks import build_synthesizer
-from recoseg_cli.pipeline import DEFAULT_CHANNELS, prepare_patient, residual_slices, restack_in_brain
+from recoseg_cli.pipeline import ANY_SUBSET_CHANNELS, DEFAULT_CHANNELS, prepare_patient, residual_slices, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import REGIONS, REGION_ABBREVIATIONS, PostprocessConfig, region_mask, region_masks
 from recoseg_cli.training.data import load_training_cache
@@ -42,8 +42,12 @@ from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
 from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
 
-VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES}
-"""Segmenters compared in every fold: the method (modalities + residual) and the four modalities alone."""
+VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES, "any-subset": ANY_SUBSET_CHANNELS}
+"""Segmenters a fold can train: the method (modalities + residual), the four modalities alone, and the method told
+which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``)."""
+
+SUBSET_DROPOUT = 0.4
+"""Share of the any-subset segmenter's training slices shown with sequences missing."""
 
 DDPM_RECIPE = DDPMStageConfig(loss=DiffusionLossConfig(last_step_fraction=0.8))
 """Stage 1 of every fold, as for the bundled weights: 80% of each batch at the timestep the one-step sampler reads."""
@@ -151,6 +155,10 @@ def train_stage_one(subjects: list[CachedSubject], preprocess: dict, fold_dir: P
                 (run_dir / "checkpoint.pt").is_file(), callbacks)
 
 
+def _sequence_dropout(variant: str) -> float:
+    return {"recoseg": SegStageConfig.sequence_dropout, "any-subset": SUBSET_DROPOUT}.get(variant, 0.0)
+
+
 def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dict, fold_dir: Path, fold: int,
                      config: CrossValConfig, device: torch.device,
                      callbacks: Callbacks = Callbacks()) -> dict[str, Path]:
@@ -161,7 +169,7 @@ def train_segmenters(cache: Path, subjects: list[CachedSubject], preprocess: dic
         stage = segmenter_stage(channels, widths=config.seg_widths, deep_supervision=config.deep_supervision,
                                 batch_dice=config.batch_dice, source_weights=dict(config.source_weights),
                                 foreground_region=config.foreground_region,
-                                t1ce_dropout=SegStageConfig.t1ce_dropout if variant == "recoseg" else 0.0)
+                                sequence_dropout=_sequence_dropout(variant))
         seg_dir = fold_dir / variant
         if not (seg_dir / "last.pt").is_file():
             # two training cases as the loop's validation log; the folds use the final EMA weights

@@ -50,10 +50,10 @@ def _orientation_letters(axis) -> None:
 
 def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, masks: dict[str, np.ndarray],
                   truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float,
-                  warnings: list[str] = (), uncertainty: np.ndarray | None = None) -> int:
+                  warnings: list[str] = (), uncertainty: np.ndarray | None = None, sequence: str = "t1ce") -> int:
     """Save the overlay (format from the extension) for the slice with most predicted enhancing tumour
-    (canonical volumes), with the warnings written on it and a third panel for the uncertainty map when given;
-    returns the slice index."""
+    (canonical volumes) on ``image`` (the ``sequence``), with the warnings written on it and a third panel for the
+    uncertainty map when given; returns the slice index."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,10 +84,11 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
             handles.append(Line2D([], [], color=colour, label=f"ground truth {region}"))
     mri_axis.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8,
                     frameon=False)
-    mri_axis.set_title("T1ce with predicted sub-regions", fontsize=10)
+    mri_axis.set_title(f"{sequence.upper()} with predicted sub-regions", fontsize=10)
     plane = _display(residual[:, :, z]) if residual is not None else np.zeros_like(mri)
     shown = residual_axis.imshow(plane, cmap="magma", vmin=RESIDUAL_RANGE[0], vmax=RESIDUAL_RANGE[1])
-    residual_axis.set_title("residual |T1ce - synthetic T1ce|", fontsize=10)
+    residual_axis.set_title("residual |T1ce - synthetic T1ce|" if residual is not None else
+                            "no residual (it needs all four sequences)", fontsize=10)
     bar = figure.colorbar(shown, ax=residual_axis, fraction=0.046, pad=0.02)
     bar.set_label("z-score units (standard deviations of the brain's intensities)", fontsize=8)
     if uncertainty is not None:

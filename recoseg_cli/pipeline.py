@@ -123,14 +123,28 @@ def _checked_labels(seg: np.ndarray, scheme: str, path: str) -> np.ndarray:
 
 @dataclass
 class PreparedPatient:
-    """A loaded patient and its slices in channel order ``MODALITIES``; T1ce may be absent."""
+    """A loaded patient and its slices in channel order ``MODALITIES``; missing sequences are background."""
 
     volumes: PatientVolumes
     sliced: SlicedPatient
 
     @property
+    def present(self) -> tuple[str, ...]:
+        """The sequences the patient holds, in ``MODALITIES`` order."""
+        return tuple(m for m in MODALITIES if m in self.volumes.images)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(m for m in MODALITIES if m not in self.volumes.images)
+
+    @property
     def has_t1ce(self) -> bool:
         return TARGET_MODALITY in self.volumes.images
+
+    @property
+    def has_conditions(self) -> bool:
+        """Whether stage 1 can run: FLAIR, T1 and T2 are all there."""
+        return all(m in self.volumes.images for m in CONDITION_MODALITIES)
 
     @property
     def voxel_ml(self) -> float:
@@ -146,18 +160,28 @@ class PreparedPatient:
         return self.sliced.images[:, TARGET_INDEX] if self.has_t1ce else None
 
 
+def require_fluid_sensitive(patient: Patient) -> None:
+    """Refuse a patient with neither FLAIR nor T2: nothing shows the whole tumour."""
+    if not any(m in patient.images for m in FLUID_SENSITIVE):
+        held = ", ".join(m.upper() for m in MODALITIES if m in patient.images) or "no sequence"
+        raise InputError(f"{patient.folder or patient.case_id}: holds {held} but neither FLAIR nor T2; "
+                         "whole tumour needs one of them")
+
+
 def prepare_patient(patient: Patient, config: PreprocessConfig, label_scheme: str | None = None,
                     on_loaded: Callable[[], None] | None = None) -> PreparedPatient:
-    """Load FLAIR, T1, T2 (required) and T1ce (optional) and cut them into normalized slices."""
-    patient.require(CONDITION_MODALITIES)
+    """Load the sequences the patient holds (FLAIR or T2 among them) and cut them into normalized slices; a
+    missing sequence's channel is background."""
+    require_fluid_sensitive(patient)
     present = tuple(m for m in MODALITIES if m in patient.images)
     volumes = load_patient(patient, present, label_scheme)
     if on_loaded:
         on_loaded()
     sliced = slice_patient(volumes.images, present, config, volumes.seg)
-    if TARGET_MODALITY not in present:
-        filler = np.full((sliced.images.shape[0], 1, *sliced.images.shape[2:]), BACKGROUND, np.float32)
-        sliced.images = np.concatenate([sliced.images[:, :TARGET_INDEX], filler, sliced.images[:, TARGET_INDEX:]], 1)
+    if len(present) < len(MODALITIES):
+        full = np.full((sliced.images.shape[0], len(MODALITIES), *sliced.images.shape[2:]), BACKGROUND, np.float32)
+        full[:, [MODALITIES.index(m) for m in present]] = sliced.images
+        sliced.images = full
     return PreparedPatient(volumes, sliced)
 
 
@@ -167,8 +191,8 @@ def residual(t1ce: np.ndarray, synthetic: np.ndarray, brain: np.ndarray) -> np.n
 
 
 def residual_slices(prepared: PreparedPatient, synthetic: np.ndarray) -> np.ndarray:
-    """The patient's residual slices; zero without a real T1ce."""
-    if not prepared.has_t1ce:
+    """The patient's residual slices; zero without all four sequences."""
+    if prepared.missing:
         return np.zeros_like(synthetic)
     return residual(prepared.t1ce, synthetic, prepared.sliced.brain)
 
@@ -185,10 +209,20 @@ def restack_in_brain(prepared: PreparedPatient, slices: np.ndarray) -> np.ndarra
     return np.where(inside, total / np.maximum(norm, 1e-3), 0.0).astype(np.float32)
 
 
-CHANNELS = ("flair", "t1", "t1ce", "t2", "residual", "synth", "subtraction")
-"""residual: |T1ce - synthetic T1ce|; synth: synthetic T1ce; subtraction: T1ce - T1 (classical)."""
+PRESENCE_CHANNELS = tuple(f"has_{m}" for m in MODALITIES)
+"""One constant plane per sequence: 1 where the exam holds it, 0 where it is missing."""
+
+CHANNELS = ("flair", "t1", "t1ce", "t2", "residual", "synth", "subtraction", *PRESENCE_CHANNELS)
+"""residual: |T1ce - synthetic T1ce|; synth: synthetic T1ce; subtraction: T1ce - T1 (classical); has_<sequence>:
+whether the exam holds that sequence."""
 
 DEFAULT_CHANNELS = ("flair", "t1", "t1ce", "t2", "residual")
+
+ANY_SUBSET_CHANNELS = DEFAULT_CHANNELS + PRESENCE_CHANNELS
+"""Inputs of a segmenter that takes any subset of the sequences holding FLAIR or T2."""
+
+FLUID_SENSITIVE = ("flair", "t2")
+"""At least one of these is needed to see the whole tumour (edema)."""
 
 
 def needs_synthesis(channels: tuple[str, ...]) -> bool:
@@ -196,35 +230,59 @@ def needs_synthesis(channels: tuple[str, ...]) -> bool:
     return "residual" in channels or "synth" in channels
 
 
+def takes_subsets(channels: tuple[str, ...]) -> bool:
+    """Whether a segmenter with these inputs is told which sequences are present."""
+    return all(name in channels for name in PRESENCE_CHANNELS)
+
+
+def presence(count: int, present: tuple[str, ...]) -> np.ndarray:
+    """(count, 4) flags in ``MODALITIES`` order: the same ``present`` sequences on every slice."""
+    return np.tile(np.array([m in present for m in MODALITIES]), (count, 1))
+
+
 def assemble(images: np.ndarray, brain: np.ndarray, channels: tuple[str, ...], synth: np.ndarray | None = None,
-             t1ce_missing: np.ndarray | None = None) -> np.ndarray:
+             present: np.ndarray | None = None) -> np.ndarray:
     """(N, C, S, S) inputs from (N, 4, S, S) modalities in ``MODALITIES`` order and (N, S, S) synthetic T1ce.
 
-    Slices flagged in ``t1ce_missing`` get the synthetic T1ce in place of the real one and a zero residual,
-    which is what ``segment`` does for a patient without T1ce.
+    ``present`` (N, 4) flags the sequences each slice holds (default: all). A missing sequence is shown as
+    background, except a missing T1ce where FLAIR, T1 and T2 are there and ``synth`` is given: the synthetic T1ce
+    takes its place. The
+    residual needs all four sequences and is zero otherwise; so is the subtraction without T1 or T1ce.
     """
     n = len(images)
-    missing = np.zeros(n, bool) if t1ce_missing is None else np.asarray(t1ce_missing, bool)
-    t1ce = images[:, TARGET_INDEX].copy()
-    if missing.any():
-        if synth is None:
-            raise ValueError("a missing T1ce needs the synthetic T1ce")
-        t1ce[missing] = synth[missing]
+    present = np.ones((n, len(MODALITIES)), bool) if present is None else np.asarray(present, bool)
+    conditions = present[:, CONDITION_INDEX].all(1)
+    complete = present.all(1)
+    if synth is None and conditions.any() and needs_synthesis(channels):
+        raise ValueError("these inputs need the synthetic T1ce")
+    synthesized_t1ce = ~present[:, TARGET_INDEX] & conditions & (synth is not None)
+
+    def shown(index: int) -> np.ndarray:
+        return np.where(present[:, index, None, None], images[:, index], BACKGROUND)
+
+    t1ce = shown(TARGET_INDEX)
+    if synthesized_t1ce.any():
+        t1ce[synthesized_t1ce] = synth[synthesized_t1ce]
     planes = []
     for name in channels:
         if name == "t1ce":
             planes.append(t1ce)
         elif name in MODALITIES:
-            planes.append(images[:, MODALITIES.index(name)])
+            planes.append(shown(MODALITIES.index(name)))
         elif name == "residual":
-            plane = residual(t1ce, synth, brain)
-            plane[missing] = 0.0
+            plane = np.zeros(images[:, 0].shape, np.float32)
+            if complete.any():
+                plane[complete] = residual(t1ce[complete], synth[complete], brain[complete])
             planes.append(plane)
         elif name == "synth":
-            planes.append(synth)
+            planes.append(np.where(conditions[:, None, None], BACKGROUND if synth is None else synth, BACKGROUND))
         elif name == "subtraction":
+            both = present[:, MODALITIES.index("t1")] & present[:, TARGET_INDEX]
             t1 = images[:, MODALITIES.index("t1")]
-            planes.append(np.where(brain, t1ce - t1, 0.0))
+            planes.append(np.where(brain & both[:, None, None], t1ce - t1, 0.0))
+        elif name in PRESENCE_CHANNELS:
+            flag = present[:, PRESENCE_CHANNELS.index(name)].astype(np.float32)
+            planes.append(np.broadcast_to(flag[:, None, None], images[:, 0].shape))
         else:
             raise ValueError(f"unknown input channel {name!r}; choose from {', '.join(CHANNELS)}")
     return np.stack(planes, 1).astype(np.float32)

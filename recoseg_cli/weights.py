@@ -33,6 +33,8 @@ BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", 
 shorter command, lower Dice) and "hires" (accurate's recipe on 160 x 160 slices with deep supervision: higher
 tumour-core Dice, a longer command, over the speed budget where timed); see the model card."""
 DEFAULT_MODEL = "accurate"
+SUBSET_MODEL = "accurate"
+"""The bundled model that takes any set of sequences holding FLAIR or T2."""
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"

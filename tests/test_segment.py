@@ -125,7 +125,7 @@ def test_extras_overlay_and_missing_t1ce(tiny_patient, tmp_path, tiny_weights, c
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--weights", tiny_weights["seg"],
                             "--report", tmp_path / "n.json", "-q"], capsys)
     assert code == 0, err
-    assert "no T1ce" in err
+    assert "missing T1CE: segmented from FLAIR, T1, T2" in err
     assert json.loads((tmp_path / "n.json").read_text())["t1ce_present"] is False
 
 

@@ -116,7 +116,7 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "-q"], capsys)
     assert code == 2 and "--ddpm-weights" in err
     code, _, err = run_cli(["train", "--stage", "seg", "--data", tiny_cache, "-o", tmp_path / "run", "--channels",
-                            "flair,t1,t1ce,t2", "--t1ce-dropout", "0", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16",
+                            "flair,t1,t1ce,t2", "--sequence-dropout", "0", "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16",
                             "--batch-dice", "-q"], capsys)
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "config.json").read_text())["stage_config"]["batch_dice"] is True
@@ -124,7 +124,7 @@ def test_seg_stage_needs_ddpm_weights_for_residual_inputs(tiny_cache, tmp_path, 
 
 
 def test_region_targets_and_fine_tuning(tiny_cache, tmp_path, tiny_patient, capsys):
-    common = ["train", "--stage", "seg", "--data", tiny_cache, "--channels", "flair,t1,t1ce,t2", "--t1ce-dropout", "0",
+    common = ["train", "--stage", "seg", "--data", tiny_cache, "--channels", "flair,t1,t1ce,t2", "--sequence-dropout", "0",
               "--max-steps", "1", "--batch-size", "2", "--seg-widths", "8,16", "-q"]
     code, _, err = run_cli(common + ["-o", tmp_path / "both", "--targets", "whole,enhancing", "--deep-supervision"],
                            capsys)

@@ -78,7 +78,7 @@ def score_case(segmenter: Segmenter, case: Path, thick: Path) -> dict:
     brain = np.asarray(nib.load(str(case / f"{name}_t1ce.nii.gz")).dataobj) != 0
     exam = PreparedExam.read(thick / "prepared" / name)
     thick_result = segmenter(exam, probabilities=True, uncertainty=True)
-    thick_brain = np.asarray(nib.load(str(exam.native_t1ce)).dataobj) != 0
+    thick_brain = np.asarray(nib.load(str(exam.native_reference)).dataobj) != 0
     return {"case_id": name, "clean": score(clean, case / f"{name}_seg.nii.gz", brain),
             "thick": score(thick_result, thick / "exams" / name / f"{name}_seg.nii.gz", thick_brain)}
 

@@ -13,6 +13,7 @@ import torch
 
 from recoseg_cli.benchmark.claims import claim_comparisons
 from recoseg_cli.benchmark.plan import TARGETS, Plan, System, systems
+from recoseg_cli.constants import CONDITION_MODALITIES
 from recoseg_cli.crossval import DDPM_RECIPE, assign_folds
 from recoseg_cli.data.build_cache import build_cache
 from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
@@ -24,7 +25,7 @@ from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, slice_
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import (SegmentationNet, build_synthesizer, prepare_model, synthesizer_weights,
                                   unet_from_weights)
-from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, restack_in_brain
+from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, presence, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig, normalize
 from recoseg_cli.regions import region_mask
 from recoseg_cli.training.ddpm_task import ddpm_unet
@@ -133,7 +134,7 @@ def train_system(plan: Plan, system: System, cache: Path, runs: Path, stage_one:
                              preprocess, device)
     else:
         stage = segmenter_stage(system.channels, TARGETS, plan.seg_widths, label_fraction=system.label_fraction,
-                                t1ce_dropout=0.15 if system.stage_one else 0.0)
+                                sequence_dropout=0.15 if system.stage_one else 0.0)
         ddpm = stage_one[system.stage_one]["weights"] if system.stage_one else None
         result = train_seg(cache, run_dir, stage, train_config(plan, plan.seg_steps, plan.seg_lr, seed), preprocess,
                            ddpm, SamplerConfig(), device)
@@ -204,8 +205,8 @@ def system_inputs(system: System, prepared: PreparedPatient, synth: np.ndarray |
                   t1ce_missing: bool = False) -> np.ndarray:
     """One system's input channels for one patient's slices, optionally as if T1ce were missing."""
     sliced = prepared.sliced
-    missing = np.ones(len(sliced.images), bool) if t1ce_missing else None
-    return assemble(sliced.images, sliced.brain, system.channels, synth, missing)
+    present = presence(len(sliced.images), CONDITION_MODALITIES) if t1ce_missing else None
+    return assemble(sliced.images, sliced.brain, system.channels, synth, present)
 
 
 def patient_scores(prepared: PreparedPatient, probabilities: np.ndarray) -> dict:

@@ -20,6 +20,7 @@ from recoseg_cli.overlay import check_picture_name, write_overlay
 from recoseg_cli.prepare.qc import write_qc
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
 from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS
+from recoseg_cli.sequences import expected_dice
 
 STAGES = (*PREDICT_STAGES, "write", "overlay")
 """Stages of one patient, in order; ``on_stage`` callbacks receive each one as it finishes."""
@@ -122,11 +123,12 @@ def _write_overlay(segmenter: Segmenter, result: SegmentationResult, overlay: Pa
     prediction = result.prediction
     volumes, brain = prediction.prepared.volumes, prediction.prepared.sliced.volume_brain
     masks, _ = segmenter.label_map(prediction.labelled(), brain, prediction.voxel_ml, volumes.label_scheme, [])
-    image = volumes.images.get("t1ce", volumes.images["flair"])
-    residual = prediction.residual_volume() * segmenter.preprocess.clip if prediction.synth is not None else None
-    write_overlay(overlay / f"{case_id}.png" if overlay.is_dir() else overlay, image, residual, masks, volumes.seg,
-                  volumes.label_scheme, brain, case_id, prediction.voxel_ml, result.warnings,
-                  prediction.uncertainty() if prediction.mirrored is not None else None)
+    shown = next(m for m in ("t1ce", "flair", "t2", "t1") if m in volumes.images)
+    residual = (prediction.residual_volume() * segmenter.preprocess.clip
+                if prediction.synth is not None and not prediction.prepared.missing else None)
+    write_overlay(overlay / f"{case_id}.png" if overlay.is_dir() else overlay, volumes.images[shown], residual, masks,
+                  volumes.seg, volumes.label_scheme, brain, case_id, prediction.voxel_ml, result.warnings,
+                  prediction.uncertainty() if prediction.mirrored is not None else None, shown)
 
 
 def _report(segmenter: Segmenter, patient: Patient, output: Path, result: SegmentationResult) -> dict:
@@ -140,6 +142,8 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "components": result.components,
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
+        "sequences": {"used": list(prepared.present), "missing": list(prepared.missing),
+                      "expected_dice": expected_dice(segmenter.subset_dice, prepared.present)},
         "warnings": result.warnings, "sequence_checks": prediction.sequence_checks,
         "uncertainty_score": result.uncertainty_score,
         "postprocess": segmenter.postprocess.to_dict(),
@@ -164,8 +168,10 @@ def extra_path(output: Path, kind: str) -> Path:
     return output.with_name(f"{stem}{EXTRA_OUTPUTS[kind]}.nii.gz")
 
 
-def segment_one(patient: Patient, output: Path, options: SegmentOptions, details: dict | None = None) -> dict:
-    """Segment a single patient into ``output``; bad input raises. ``details`` go into the report as they are."""
+def segment_one(patient: Patient, output: Path, options: SegmentOptions, details: dict | None = None,
+                segmenter: Segmenter | None = None) -> dict:
+    """Segment a single patient into ``output`` (with ``segmenter`` when already loaded); bad input raises.
+    ``details`` go into the report as they are."""
     check_nifti_output(output, options.overwrite)
     check_output_file(options.report, options.overwrite)
     for kind in options.save:
@@ -176,7 +182,7 @@ def segment_one(patient: Patient, output: Path, options: SegmentOptions, details
     if options.qc is not None:
         check_output_file(options.qc, options.overwrite)
         check_picture_name(Path(options.qc))
-    segmenter = options.segmenter()
+    segmenter = segmenter or options.segmenter()
     with progress_bar(options.quiet) as progress:
         overlay = options.overlay is not None
         task = progress.add_task(patient.case_id, total=None, info=STAGES[0])

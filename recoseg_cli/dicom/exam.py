@@ -23,10 +23,12 @@ def report_details(folder: Path, roles: dict[str, Series], study: Study) -> dict
 
 
 @contextlib.contextmanager
-def study_as_exam(folder: Path, choices: dict[str, str | None] | None = None, case_id: str | None = None):
-    """Yield (patient, roles, study) for the DICOM study in ``folder``; the NIfTI files live until the block ends."""
+def study_as_exam(folder: Path, choices: dict[str, str | None] | None = None, case_id: str | None = None,
+                  required: tuple[str, ...] = ()):
+    """Yield (patient, roles, study) for the DICOM study in ``folder`` (``required`` sequences refused when absent);
+    the NIfTI files live until the block ends."""
     study = read_study(folder)
-    roles = assign_roles(study, choices or {})
+    roles = assign_roles(study, choices or {}, required)
     with tempfile.TemporaryDirectory() as scratch:
         patient: Patient = write_exam(roles, Path(scratch) / "exam", case_id or study.case_id())
         yield patient, roles, study

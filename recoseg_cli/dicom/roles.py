@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from recoseg_cli.constants import MODALITIES
+from recoseg_cli.pipeline import FLUID_SENSITIVE
 from recoseg_cli.dicom.study import Series, Study
 from recoseg_cli.errors import InputError
 
@@ -67,18 +68,26 @@ def listing(series: list[Series]) -> str:
     return ", ".join(s.label() for s in series)
 
 
-def assign_roles(study: Study, choices: dict[str, str | None]) -> dict[str, Series]:
-    """The series of each role: the user's choice (series number or UID), else the one series the rules find;
-    a role with no series or several is refused in one line listing the study's series."""
+def assign_roles(study: Study, choices: dict[str, str | None], required: tuple[str, ...] = ()) -> dict[str, Series]:
+    """The series of each role the study holds: the user's choice (series number or UID), else the one series the
+    rules find; a role with several series, a ``required`` role with none, or a study with neither FLAIR nor T2 is
+    refused in one line listing the study's series."""
     roles = {}
     for role in MODALITIES:
         if choices.get(role):
             roles[role] = _chosen(study, str(choices[role]), role)
             continue
         found = [s for s in study.series if role_of(s) == role and s not in roles.values()]
-        if len(found) != 1:
-            problem = f"several {role.upper()} series ({listing(found)})" if found else f"no {role.upper()} series"
-            raise InputError(f"{study.folder}: {problem} among {listing(study.series)}; choose with --{role} "
-                             "SERIES_NUMBER")
-        roles[role] = found[0]
+        if len(found) > 1:
+            raise InputError(f"{study.folder}: several {role.upper()} series ({listing(found)}) among "
+                             f"{listing(study.series)}; choose with --{role} SERIES_NUMBER")
+        if found:
+            roles[role] = found[0]
+    for role in required:
+        if role not in roles:
+            raise InputError(f"{study.folder}: no {role.upper()} series among {listing(study.series)}; the weights "
+                             f"need {', '.join(r.upper() for r in required)} (choose with --{role} SERIES_NUMBER)")
+    if not any(role in roles for role in FLUID_SENSITIVE):
+        raise InputError(f"{study.folder}: no FLAIR or T2 series among {listing(study.series)}; whole tumour needs one "
+                         "of them (choose with --flair or --t2 SERIES_NUMBER)")
     return roles

@@ -18,22 +18,22 @@ SEGMENTS = ((1, "NCR/NET", "Necrosis"), (2, "ED", "Edema"), (4, "ET", "Neoplasm"
 """BraTS label, segment label and SNOMED CT property type of each segment (numbered 1, 2, 3)."""
 
 
-def write_segmentation(mask_path: Path, t1ce: Series, path: Path) -> None:
-    """Write the NIfTI mask (on the T1ce series' grid) as a DICOM SEG referencing that series."""
+def write_segmentation(mask_path: Path, reference: Series, path: Path) -> None:
+    """Write the NIfTI mask (on the grid of the reference series) as a DICOM SEG referencing that series."""
     try:
         import highdicom as hd
         from pydicom.sr.codedict import codes
     except ImportError:
         raise InputError("DICOM SEG output needs highdicom: pip install 'recoseg[dicom]'") from None
     pydicom = pydicom_module()
-    grid = read_series(t1ce)
+    grid = read_series(reference)
     mask = sitk.Resample(sitk.ReadImage(str(mask_path)), grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                          sitk.sitkUInt8)
     labels = sitk.GetArrayFromImage(mask)  # (slice, row, column), slices in the order of sorted_files()
     segment_numbers = np.zeros_like(labels)
     for number, (label, _, _) in enumerate(SEGMENTS, start=1):
         segment_numbers[labels == label] = number
-    sources = [pydicom.dcmread(f) for f in t1ce.sorted_files()]
+    sources = [pydicom.dcmread(f) for f in reference.sorted_files()]
     algorithm = hd.AlgorithmIdentificationSequence(name="recoseg", version=__version__,
                                                    family=codes.cid7162.ArtificialIntelligence)
     descriptions = [hd.seg.SegmentDescription(

@@ -1,5 +1,6 @@
-"""Quality-control picture of a prepared exam: the brain mask's outline on T1ce, and each sequence's edges over
-T1ce, in three planes through the brain's centre."""
+"""Quality-control picture of a prepared exam: the brain mask's outline on the reference sequence (T1ce, or the
+first of FLAIR, T2, T1 the exam holds), and each other sequence's edges over it, in three planes through the
+brain's centre."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 from skimage import feature
 
+from recoseg_cli.constants import MODALITIES
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.prepare.exam import POOR_REGISTRATION
 from recoseg_cli.prepare.faults import MATCH_FLOOR
@@ -46,18 +48,20 @@ def qc_figure(exam):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ref = exam.reference
+    others = [m for m in MODALITIES if m != ref and (exam.folder / f"{exam.case_id}_{m}.nii.gz").is_file()]
     read = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(exam.folder / f"{exam.case_id}_{name}.nii.gz")))
-            for name in ("t1ce", "brainmask", "flair", "t1", "t2")}
+            for name in (ref, "brainmask", *others)}
     brain = read["brainmask"] > 0
     centre = tuple(int(np.mean(axis)) for axis in np.nonzero(brain))
-    t1ce_planes = _planes(read["t1ce"], centre)
-    head = sitk.GetArrayFromImage(exam.unmasked_t1ce) if exam.unmasked_t1ce is not None else read["t1ce"]
-    low, high = np.percentile(read["t1ce"][brain], [1, 99.5])
-    columns = [("brainmask", "brain mask on T1ce")] + [(name, f"{name.upper()} edges on T1ce")
-                                                        for name in ("flair", "t1", "t2")]
-    figure, axes = plt.subplots(3, 4, figsize=(13, 10), dpi=90)
+    reference_planes = _planes(read[ref], centre)
+    head = sitk.GetArrayFromImage(exam.unmasked_reference) if exam.unmasked_reference is not None else read[ref]
+    low, high = np.percentile(read[ref][brain], [1, 99.5])
+    columns = [("brainmask", f"brain mask on {ref.upper()}")] + [(name, f"{name.upper()} edges on {ref.upper()}")
+                                                                 for name in others]
+    figure, axes = plt.subplots(3, len(columns), figsize=(3.25 * len(columns) + 0.5, 10), dpi=90, squeeze=False)
     for col, (name, title) in enumerate(columns):
-        backgrounds = _planes(head, centre) if name == "brainmask" else t1ce_planes  # the mask over the skull
+        backgrounds = _planes(head, centre) if name == "brainmask" else reference_planes  # the mask over the skull
         for row, (plane, background) in enumerate(zip(_planes(read[name], centre), backgrounds)):
             axis = axes[row, col]
             axis.imshow(background, cmap="gray", vmin=low, vmax=high, aspect="equal")
@@ -71,7 +75,8 @@ def qc_figure(exam):
             if row == 0:
                 axis.set_title(f"{title}\n{_column_note(exam.report, name)}", fontsize=9)
     warnings = exam.report["warnings"] + exam.report.get("faults", [])
-    figure.suptitle(f"{exam.case_id}: prepared exam (1 mm, registered to T1ce; {exam.report['brain_extraction']})"
+    figure.suptitle(f"{exam.case_id}: prepared exam\n(1 mm, registered to {ref.upper()}; "
+                    f"{exam.report['brain_extraction']})"
                     + ("\n" + "\n".join(f"warning: {w}" for w in warnings) if warnings else ""), fontsize=10)
     figure.tight_layout()
     return figure

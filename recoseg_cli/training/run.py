@@ -172,9 +172,9 @@ def fit_seg(cache: Path, train_subjects: list[CachedSubject], val_subjects: list
     """Train the segmenter on given cached subjects, with residuals from ``ddpm_weights`` when its inputs need them."""
     ddpm_payload = None
     train_set, val_set = SliceSet.from_subjects(train_subjects), SliceSet.from_subjects(val_subjects)
-    if needs_synthesis(stage.channels) or ("t1ce" in stage.channels and stage.t1ce_dropout > 0):
+    if needs_synthesis(stage.channels) or ("t1ce" in stage.channels and stage.sequence_dropout > 0):
         if ddpm_weights is None:
-            raise InputError("--ddpm-weights is needed: the segmenter's inputs (or --t1ce-dropout) use the "
+            raise InputError("--ddpm-weights is needed: the segmenter's inputs (or --sequence-dropout) use the "
                              "synthetic T1ce")
         weights = synthesizer_weights(load_weights(ddpm_weights, ("ddpm", "regressor", "seg")))
         if weights.extra["preprocess"] != preprocess:

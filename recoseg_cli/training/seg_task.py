@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recoseg_cli.constants import MODALITIES
+from recoseg_cli.constants import CONDITION_MODALITIES, MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.data.institutions import institution
@@ -16,7 +17,8 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import SegmentationNet
-from recoseg_cli.pipeline import DEFAULT_CHANNELS, assemble
+from recoseg_cli.pipeline import DEFAULT_CHANNELS, FLUID_SENSITIVE, assemble, takes_subsets
+from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.regions import REGIONS, region_stack
 from recoseg_cli.training.augment import AugmentConfig, augment_batch, intensity
 from recoseg_cli.training.loop import Task
@@ -39,8 +41,8 @@ class SegStageConfig:
 
     unet: UNetConfig = field(default_factory=lambda: segmenter_unet(len(DEFAULT_CHANNELS), len(REGIONS)))
     channels: tuple[str, ...] = DEFAULT_CHANNELS
-    t1ce_dropout: float = 0.15
-    """Fraction of training slices shown as if T1ce were missing (synthetic T1ce, zero residual)."""
+    sequence_dropout: float = 0.15
+    """Fraction of training slices shown with sequences missing (``dropout_subsets``)."""
     label_fraction: float = 1.0
     threshold: float = 0.5
     targets: tuple[str, ...] = REGIONS
@@ -68,6 +70,26 @@ def segmenter_stage(channels: tuple[str, ...], targets: tuple[str, ...] = REGION
     """A stage-2 config whose U-Net takes ``channels`` and predicts ``targets`` (other fields as given)."""
     return SegStageConfig(unet=segmenter_unet(len(channels), len(targets), widths, deep_supervision),
                           channels=tuple(channels), targets=tuple(targets), **fields)
+
+
+def dropout_subsets(channels: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The incomplete sets of sequences a segmenter with these inputs trains on: every set holding FLAIR or T2
+    when it is told which sequences are present, else FLAIR, T1 and T2 (T1ce synthesized)."""
+    if not takes_subsets(channels):
+        return [CONDITION_MODALITIES]
+    subsets = [tuple(m for m, keep in zip(MODALITIES, flags) if keep)
+               for flags in itertools.product((True, False), repeat=len(MODALITIES))]
+    return [s for s in subsets if len(s) < len(MODALITIES) and any(m in s for m in FLUID_SENSITIVE)]
+
+
+def random_presence(rng: np.random.Generator, count: int, dropout: float,
+                    subsets: list[tuple[str, ...]]) -> np.ndarray:
+    """(count, 4) presence flags: all sequences, or with probability ``dropout`` one of ``subsets`` at random."""
+    flags = np.ones((count, len(MODALITIES)), bool)
+    for i in np.flatnonzero(rng.random(count) < dropout):
+        subset = subsets[rng.integers(len(subsets))]
+        flags[i] = [m in subset for m in MODALITIES]
+    return flags
 
 
 def labelled_count(subjects: int, fraction: float) -> int:
@@ -124,9 +146,10 @@ class SegTask(Task):
         self.ddpm_payload = ddpm_payload
         self.sampler = sampler
         self.subject_weights = subject_weights(config, train.case_ids) if config.source_weights else None
+        self.subsets = dropout_subsets(config.channels)
 
-    def inputs(self, arrays: dict, missing: np.ndarray | None = None) -> np.ndarray:
-        return assemble(arrays["images"], arrays["brain"], self.config.channels, arrays.get("synth"), missing)
+    def inputs(self, arrays: dict, present: np.ndarray | None = None) -> np.ndarray:
+        return assemble(arrays["images"], arrays["brain"], self.config.channels, arrays.get("synth"), present)
 
     def loss(self, model, rng: np.random.Generator, noise: torch.Generator, batch_size: int) -> torch.Tensor:
         arrays = self.train.arrays(*self.train.random_index(rng, batch_size, self.config.foreground_fraction,
@@ -134,11 +157,14 @@ class SegTask(Task):
         augment = self.config.augment
         if augment is not None:
             arrays = augment_batch(arrays, rng, augment)
-        missing = rng.random(batch_size) < self.config.t1ce_dropout if "synth" in arrays else None
-        inputs = self.inputs(arrays, missing)
+        present = (random_presence(rng, batch_size, self.config.sequence_dropout, self.subsets)
+                   if "synth" in arrays or takes_subsets(self.config.channels) else None)
+        inputs = self.inputs(arrays, present)
         if augment is not None:
             images = [i for i, name in enumerate(self.config.channels) if name in MODALITIES or name == "synth"]
-            inputs[:, images] = intensity(inputs[:, images], arrays["brain"], rng, augment)
+            blank = (inputs[:, images] == BACKGROUND).all(axis=(2, 3))  # missing sequences stay background
+            augmented = intensity(inputs[:, images], arrays["brain"], rng, augment)
+            inputs[:, images] = np.where(blank[:, :, None, None], BACKGROUND, augmented)
         x = torch.from_numpy(inputs).to(self.device)
         target = torch.from_numpy(region_stack(arrays["seg"], self.config.targets)).to(self.device)
         outputs = model(x.contiguous(memory_format=torch.channels_last), all_levels=True)
@@ -158,5 +184,5 @@ class SegTask(Task):
     def weights_extra(self) -> dict:
         return {"channels": list(self.config.channels), "preprocess": self.preprocess,
                 "threshold": self.config.threshold, "sampler": self.sampler.to_dict(), "ddpm": self.ddpm_payload,
-                "label_fraction": self.config.label_fraction, "t1ce_dropout": self.config.t1ce_dropout,
+                "label_fraction": self.config.label_fraction, "sequence_dropout": self.config.sequence_dropout,
                 "targets": list(self.config.targets)}
