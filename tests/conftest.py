@@ -49,7 +49,8 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> dict[str, Path]:
-    """A tiny DDPM and a tiny segmenter trained for a few steps on three tiny patients."""
+    """A tiny DDPM, a tiny segmenter and a tiny any-subset segmenter trained for a few steps on three tiny
+    patients."""
     from recoseg_cli.data.build_cache import build_cache
     from recoseg_cli.diffusion.samplers import SamplerConfig
     from recoseg_cli.models.unet import UNetConfig
@@ -57,7 +58,8 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
     from recoseg_cli.training.loop import TrainConfig
     from recoseg_cli.training.run import train_ddpm, train_seg
-    from recoseg_cli.training.seg_task import SegStageConfig
+    from recoseg_cli.pipeline import ANY_SUBSET_CHANNELS
+    from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 
     root = tmp_path_factory.mktemp("weights")
     for seed in range(3):
@@ -72,4 +74,8 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
                                          attention=False))
     train_seg(root / "cache", root / "seg", seg, train, preprocess, root / "ddpm" / "best.pt", SamplerConfig(),
               device="cpu")
-    return {"ddpm": root / "ddpm" / "best.pt", "seg": root / "seg" / "best.pt", "cache": root / "cache"}
+    subsets = segmenter_stage(ANY_SUBSET_CHANNELS, widths=(8, 16), sequence_dropout=0.5)
+    train_seg(root / "cache", root / "subsets", subsets, train, preprocess, root / "ddpm" / "best.pt", SamplerConfig(),
+              device="cpu")
+    return {"ddpm": root / "ddpm" / "best.pt", "seg": root / "seg" / "best.pt", "cache": root / "cache",
+            "subsets": root / "subsets" / "best.pt"}

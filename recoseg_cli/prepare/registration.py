@@ -37,12 +37,13 @@ class RigidRegistrator:
         """The transform mapping ``fixed``'s physical points onto ``moving``'s, and the final metric (lower is
         better; about -0.5 to -1 for good MRI-to-MRI registrations)."""
         fixed, moving = sitk.Cast(fixed, sitk.sitkFloat32), sitk.Cast(moving, sitk.sitkFloat32)
-        initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
+        # centres of mass of the absolute intensities: z-scored images (negative values, background 0) start aligned
+        initial = sitk.CenteredTransformInitializer(sitk.Abs(fixed), sitk.Abs(moving), sitk.Euler3DTransform(),
                                                     sitk.CenteredTransformInitializerFilter.MOMENTS)
         method = mutual_information_method(self.iterations, self.sampling, self.seed, self.shrink)
         method.SetInitialTransform(initial, inPlace=False)
         try:
             transform = method.Execute(fixed, moving)
         except RuntimeError as error:
-            raise InputError(f"{name}: registration to T1ce failed ({str(error).strip().splitlines()[-1]})") from None
+            raise InputError(f"{name}: registration failed ({str(error).strip().splitlines()[-1]})") from None
         return transform, float(method.GetMetricValue())
