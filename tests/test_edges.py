@@ -1,4 +1,4 @@
-"""The rough edges a new user hit, one test each (numbers as in the README's table of them)."""
+"""The rough edges a new user hit, one test each (numbers as in examples/rough_edges/README.md)."""
 
 import json
 import subprocess
