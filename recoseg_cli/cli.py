@@ -7,6 +7,7 @@ in ``cli_options``. Each command is options, then one call, then a printed summa
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -126,9 +127,10 @@ def segment(
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
     shard: str = typer.Option("0/1", help="Several patients: process shard i of n (0-based), e.g. for job arrays."),
-    prepare: Prepare = typer.Option("auto", help="Exams whose sequences lie on different grids: auto co-registers "
-                                                 "them to T1ce first and writes every output on T1ce's grid; full "
-                                                 "always prepares; off refuses them."),
+    prepare: Prepare = typer.Option("auto", help="Exams whose sequences lie on different grids (or with the skull "
+                                                 "on): auto co-registers them to the reference (T1ce, else FLAIR, "
+                                                 "T2, T1) and writes every output on its grid; full always "
+                                                 "prepares; off refuses them."),
     keep_prepared: Optional[Path] = typer.Option(None, help="Keep each prepared exam in DIR/<case>/ (BraTS names)."),
     qc: Optional[Path] = typer.Option(None, help="One patient: quality-control picture of the preparation."),
     tta: bool = typer.Option(False, "--tta/--no-tta", help="Label the mean of the plain and the left-right mirrored "
@@ -138,6 +140,8 @@ def segment(
     force: bool = typer.Option(False, "--force", help="Segment even when two sequences look swapped (T1/T1ce, "
                                                     "FLAIR/T2), or a raw exam's sequence looks mirrored or of "
                                                     "another patient; a warning stays in the report."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 3 when a mask was written with a warning "
+                                                      "(flagged for review); 0 only for unflagged masks."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
@@ -176,12 +180,14 @@ def segment(
         from recoseg_cli.commands.dicom_study import segment_study
 
         choices = {"flair": flair, "t1": t1, "t1ce": t1ce, "t2": t2}  # series numbers or UIDs here
-        segment_study(input, output, options, {r: str(v) for r, v in choices.items() if v}, dicom_seg, case_id)
+        report = segment_study(input, output, options, {r: str(v) for r, v in choices.items() if v}, dicom_seg,
+                               case_id)
+        _exit_if_flagged(strict, [report])
         return
     if dicom_seg is not None and studies:
         raise InputError(f"{input}: a folder of {len(studies)} DICOM studies; --dicom-seg takes one study")
     if patient is not None:
-        segment_one(patient, output, options)
+        _exit_if_flagged(strict, [segment_one(patient, output, options)])
         return
     if any((flair, t1, t1ce, t2, seg, case_id)):
         raise InputError("explicit modality paths and --case-id describe one patient; give no cohort folder with them")
@@ -195,6 +201,18 @@ def segment(
     if failed:
         console.print(f"[red]failed:[/red] {', '.join(r.case_id for r in failed)}")
         raise typer.Exit(2)
+    _exit_if_flagged(strict, [r.report for r in results if not r.skipped])
+
+
+FLAGGED_EXIT = 3
+"""``segment --strict``: every mask was written, and at least one carries a warning."""
+
+
+def _exit_if_flagged(strict: bool, reports: list[dict]) -> None:
+    flagged = [report["case_id"] for report in reports if report.get("flagged")]
+    if strict and flagged:
+        error(f"flagged for review (--strict): {', '.join(flagged)}")
+        raise typer.Exit(FLAGGED_EXIT)
 
 
 @app.command()
@@ -229,8 +247,14 @@ USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Click
 """Typer's base of option and usage errors (click's ClickException, vendored in recent Typer)."""
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    """The commands: bad input or options become one line on stderr and exit code 2."""
+    """The commands: bad input or options become one line on stderr and exit code 2; SIGTERM (a cluster's
+    time limit) ends a command as Ctrl-C does, with exit code 130."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(args=argv, prog_name="recoseg", standalone_mode=False)
     except RecosegError as exc:
@@ -242,6 +266,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code == 130:
         error("interrupted")
     if isinstance(code, int) and code:

@@ -1,6 +1,9 @@
 """`recoseg segment`, `synthesize` and `residual`: geometry, outputs, cohorts, weights and bad input."""
 
+import csv
 import json
+import os
+import signal
 import shutil
 
 import nibabel as nib
@@ -336,3 +339,48 @@ def test_progress_hooks_report_stages_in_order_and_every_slice(tiny_patient, tin
         done = [d for s, d, t in slices if s == stage]
         assert done == sorted(done) and done[-1] == count and all(t == count for s, _, t in slices)
     assert next_stage("preprocess", overlay=False) == "synthesis" and next_stage("write", overlay=False) == "done"
+
+
+def test_strict_exits_3_for_a_flagged_mask_and_reports_say_flagged(tmp_path, tiny_volumes, tiny_weights, capsys):
+    cohort = make_cohort(tmp_path / "cohort", tiny_volumes, ["A", "B"])
+    base = ["segment", cohort, "-o", tmp_path / "masks", "--weights", tiny_weights["seg"], "-q",
+            "--threshold", "1.0"]  # empty masks: written, with a warning
+    code, _, err = run_cli(base + ["--report", tmp_path / "r.csv", "--strict"], capsys)
+    assert code == 3 and "flagged for review (--strict): A, B" in err
+    assert (tmp_path / "masks" / "A.nii.gz").is_file() and (tmp_path / "masks" / "B.nii.gz").is_file()
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert [row["status"] for row in rows] == ["flagged", "flagged"] and "mask is empty" in rows[0]["warnings"]
+    code, _, _ = run_cli(base + ["--report", tmp_path / "r.json", "--overwrite"], capsys)
+    assert code == 0  # without --strict a flagged mask is still a success
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["flagged"] == 2 and summary["ok"] == 0 and summary["failed"] == 0
+
+
+def test_an_interrupted_cohort_reports_its_finished_patients(tmp_path, tiny_volumes, tiny_weights, capsys,
+                                                             monkeypatch):
+    import recoseg_cli.commands.cohort as cohort_module
+
+    cohort = make_cohort(tmp_path / "cohort", tiny_volumes, ["A", "B", "C"])
+    run_case, calls = cohort_module._run_case, []
+
+    def terminated_at_b(segmenter, options, folder, name, *rest):
+        calls.append(name)
+        if name == "B":
+            os.kill(os.getpid(), signal.SIGTERM)  # as a cluster's time limit does
+        return run_case(segmenter, options, folder, name, *rest)
+
+    monkeypatch.setattr(cohort_module, "_run_case", terminated_at_b)
+    base = ["segment", cohort, "-o", tmp_path / "masks", "--weights", tiny_weights["seg"], "-q",
+            "--report", tmp_path / "r.json"]
+    code, _, err = run_cli(base, capsys)
+    assert code == 130 and "interrupted" in err and calls == ["A", "B"]
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert [c["case_id"] for c in written["cases"]] == ["A"] and written["not_run"] == ["B", "C"]
+    assert not (tmp_path / "masks" / "B.nii.gz").exists()
+    (tmp_path / "r.json").unlink()  # a report lost too: the rerun reads the skipped patient's mask
+    monkeypatch.undo()
+    code, _, err = run_cli(base + ["--skip-existing"], capsys)
+    assert code == 0, err
+    cases = {c["case_id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
+    assert cases["A"]["status"] == "skipped" and cases["A"]["volumes_ml"]["whole"] >= 0
+    assert cases["A"]["from_existing_mask"] and cases["C"]["status"] in ("ok", "flagged")

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from recoseg_cli.api import Segmenter
 from recoseg_cli.commands.segment import STAGES, SegmentOptions, extra_path, next_stage, summary_line, write_outputs
 from recoseg_cli.console import console, progress_bar
@@ -19,7 +21,9 @@ from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.outputs import check_output_file, check_output_folder
 from recoseg_cli.io.report_table import failed_row, is_csv, read_rows, report_row, write_rows
+from recoseg_cli.io.nifti import load_volume
 from recoseg_cli.metrics import summary_stats
+from recoseg_cli.regions import REGIONS, region_mask, region_volumes_ml
 
 
 @dataclass
@@ -80,33 +84,71 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions,
     previous = _previous_reports(options.report) if resuming else {}
     segmenter = options.segmenter()
     results: list[CaseResult] = []
+    interrupted = False
     with progress_bar(options.quiet) as progress:
         task = progress.add_task("patients", total=len(planned) - len(skipped), info="")
-        for folder, name in planned:
-            output = outputs[name][0]
-            if name in skipped:
-                results.append(CaseResult(name, output, previous.get(name, {}), skipped=True))
-                continue
-            progress.update(task, info=f"{name}: {STAGES[0]}")
-            results.append(_run_case(segmenter, options, folder, name, output, lambda stage, name=name: progress.update(
-                task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
-            progress.update(task, advance=1)
-            if not options.quiet and results[-1].report:
-                progress.console.print(summary_line(results[-1].report), soft_wrap=True)
+        try:
+            for folder, name in planned:
+                output = outputs[name][0]
+                if name in skipped:
+                    results.append(CaseResult(name, output, previous.get(name) or mask_entry(name, output),
+                                              skipped=True))
+                    continue
+                progress.update(task, info=f"{name}: {STAGES[0]}")
+                results.append(_run_case(segmenter, options, folder, name, output,
+                                         lambda stage, name=name: progress.update(
+                                             task, info=f"{name}: {next_stage(stage, options.overlay is not None)}")))
+                progress.update(task, advance=1)
+                if not options.quiet and results[-1].report:
+                    progress.console.print(summary_line(results[-1].report), soft_wrap=True)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the report still covers the finished patients
+            interrupted = True
     for folder in created:
-        if not any(Path(folder).iterdir()):
+        if Path(folder).is_dir() and not any(Path(folder).iterdir()):
             Path(folder).rmdir()  # nothing was written: leave no empty folder behind
-    if options.report is not None and is_csv(options.report):
-        write_rows(options.report, [failed_row(r.case_id, r.error) if r.error else
-                                    report_row(r.report or {"case_id": r.case_id}, "skipped" if r.skipped else "ok")
-                                    for r in results])
-    elif options.report is not None:
-        reports = [r.report for r in results if r.report]
-        write_json(options.report, {"summary": cohort_summary(reports),
-                                    "cases": [r.report or {"case_id": r.case_id, "error": r.error,
-                                                           "skipped": r.skipped} for r in results],
-                                    "failed": [r.case_id for r in results if r.error]})
+    if options.report is not None:
+        write_cohort_report(Path(options.report), results, [name for _, name in planned[len(results):]])
+    if interrupted:
+        raise KeyboardInterrupt
     return results
+
+
+def status(result: CaseResult) -> str:
+    """A patient's line in a cohort report: failed, skipped, flagged (written with a warning) or ok."""
+    if result.error:
+        return "failed"
+    if result.skipped:
+        return "skipped"
+    return "flagged" if result.report.get("flagged") else "ok"
+
+
+def write_cohort_report(path: Path, results: list[CaseResult], not_run: list[str]) -> None:
+    """The cohort's report, CSV or JSON: every patient's entry with its status, those an interruption left
+    ``not_run``, and (JSON) a summary over the patients with volumes."""
+    if is_csv(path):
+        write_rows(path, [failed_row(r.case_id, r.error) if r.error else report_row(r.report, status(r))
+                          for r in results] + [{"case_id": name, "status": "not run"} for name in not_run])
+        return
+    counts = Counter(status(r) for r in results)
+    reports = [r.report for r in results if "volumes_ml" in r.report]
+    write_json(path, {"summary": {**cohort_summary(reports), **{s: counts[s] for s in STATUSES},
+                                  "not_run": len(not_run)},
+                      "cases": [{**(r.report or {"case_id": r.case_id, "error": r.error}), "status": status(r)}
+                                for r in results],
+                      "failed": [r.case_id for r in results if r.error], "not_run": not_run})
+
+
+STATUSES = ("ok", "flagged", "skipped", "failed")
+
+
+def mask_entry(case_id: str, mask: Path) -> dict:
+    """A skipped patient's entry without an earlier report: the volumes of its existing mask."""
+    labels, geometry = load_volume(mask)
+    scheme = "brats2023" if (labels == 3).any() else "brats2020"
+    masks = {region: region_mask(labels, region, scheme) for region in REGIONS}
+    voxel_ml = float(np.prod(geometry.canonical_zooms)) / 1000.0
+    return {"case_id": case_id, "output": str(mask.resolve()), "volumes_ml": region_volumes_ml(masks, voxel_ml),
+            "from_existing_mask": True}
 
 
 def cohort_summary(reports: list[dict]) -> dict:

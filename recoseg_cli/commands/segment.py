@@ -144,7 +144,7 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
         "sequences": {"used": list(prepared.present), "missing": list(prepared.missing),
                       "expected_dice": expected_dice(segmenter.subset_dice, prepared.present)},
-        "warnings": result.warnings, "sequence_checks": prediction.sequence_checks,
+        "warnings": result.warnings, "flagged": bool(result.warnings), "sequence_checks": prediction.sequence_checks,
         "uncertainty_score": result.uncertainty_score,
         "postprocess": segmenter.postprocess.to_dict(),
         "sampler": segmenter.sampler.to_dict(), "channels": list(segmenter.channels),

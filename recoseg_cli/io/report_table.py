@@ -31,7 +31,7 @@ def report_row(report: dict, status: str = "ok") -> dict:
            "warnings": " | ".join(report.get("warnings", [])),
            "t1_t1ce_check": checks.get("t1/t1ce", ""), "flair_t2_check": checks.get("flair/t2", ""),
            "uncertainty_score": "" if report.get("uncertainty_score") is None else report["uncertainty_score"],
-           "seconds": report["seconds_total"]}
+           "seconds": report.get("seconds_total", "")}
     for r in REGIONS:
         row[f"dice_{r}"] = metrics.get(r, {}).get("dice", "")
         row[f"hd95_mm_{r}"] = metrics.get(r, {}).get("hd95", "")
