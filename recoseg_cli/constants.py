@@ -8,6 +8,9 @@ CONDITION_MODALITIES: tuple[str, ...] = ("flair", "t1", "t2")
 
 TARGET_MODALITY = "t1ce"
 
+MIN_SLICES = 10
+"""Fewer slices than this along any axis make no volume to segment (or to register)."""
+
 LABEL_SCHEMES: dict[str, frozenset[int]] = {
     "brats2020": frozenset({0, 1, 2, 4}),
     "brats2023": frozenset({0, 1, 2, 3}),

@@ -10,8 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from recoseg_cli.constants import (CONDITION_INDEX, CONDITION_MODALITIES, LABEL_SCHEMES, MODALITIES, TARGET_INDEX,
-                                   TARGET_MODALITY)
+from recoseg_cli.constants import (CONDITION_INDEX, CONDITION_MODALITIES, LABEL_SCHEMES, MIN_SLICES, MODALITIES,
+                                   TARGET_INDEX, TARGET_MODALITY)
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import Geometry, load_volume
@@ -53,6 +53,9 @@ def load_patient(patient: Patient, modalities: tuple[str, ...], label_scheme: st
     geometry = _shared_grid(dict(zip(modalities, paths)), [g for _, g in loaded])
     images: dict[str, np.ndarray] = {}
     for modality, path, (data, _) in zip(modalities, paths, loaded):
+        if min(data.shape) < MIN_SLICES:
+            raise InputError(f"{path}: {min(data.shape)} slices along one axis, too few to segment "
+                             f"(at least {MIN_SLICES})")
         if not np.any(data):
             raise InputError(f"{path}: image is empty (all voxels are zero)")
         images[modality] = data

@@ -150,3 +150,27 @@ def test_12_help_at_80_columns_keeps_every_option_name_whole(capsys, monkeypatch
         assert code == 0 and "…" not in out and max(len(line) for line in out.splitlines()) <= 80
     code, out, _ = run_cli(["segment", "--help"], capsys)
     assert "--save-probabilities / --no-save-probabilities" in out and "$RECOSEG_WEIGHTS" in out
+
+
+def test_an_empty_folder_blames_the_folder_not_the_output_name(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(["segment", tmp_path / "empty", "-o", tmp_path / "m.nii.gz"], capsys)
+    assert code == 2 and "empty: no patient folders found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_too_few_slices_are_refused_on_every_path(tiny_patient, tmp_path, capsys):
+    """A one-slice exam is refused as a prepared exam's thin series is: at least MIN_SLICES along every axis."""
+    for path in tiny_patient.glob("*.nii.gz"):
+        image = nib.load(str(path))
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[:, :, 10:11], image.affine), str(path))
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz"], capsys)
+    assert code == 2 and "1 slices along one axis, too few to segment (at least 10)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "m.nii.gz").exists()
+
+
+def test_a_4d_sequence_is_refused_before_any_preparation(tiny_patient, tmp_path, capsys):
+    t2 = next(tiny_patient.glob("*_t2.nii.gz"))
+    image = nib.load(str(t2))
+    nib.save(nib.Nifti1Image(np.stack([np.asarray(image.dataobj)] * 2, -1), image.affine), str(t2))
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz"], capsys)
+    assert code == 2 and err.strip() == f"error: {t2}: expected a 3D image, got shape (48, 48, 32, 2)"

@@ -59,6 +59,9 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions,
     """Segment every patient folder under ``root`` (or the given DICOM ``studies``, folder and name) into
     ``out_dir/<name>.nii.gz`` (overlay ``<name>.png``, report ``case_id`` the same name); failures are collected,
     existing masks skipped with ``--skip-existing``."""
+    if studies is None:
+        folders = find_patient_folders(root)
+        studies = list(zip(folders, cohort_names(root, folders)))
     if Path(out_dir).name.lower().endswith((".nii", ".nii.gz")):
         raise InputError(f"{out_dir}: a folder of patients writes one mask each into a folder; give a folder name, "
                          "not a .nii/.nii.gz file name")
@@ -67,9 +70,6 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions,
     check_output_file(options.report, options.overwrite or resuming)
     if options.overlay is not None:
         check_output_folder(options.overlay)
-    if studies is None:
-        folders = find_patient_folders(root)
-        studies = list(zip(folders, cohort_names(root, folders)))
     index, count = options.shard
     planned = studies[index::count]
     outputs = {name: _case_outputs(out_dir, name, options) for _, name in planned}

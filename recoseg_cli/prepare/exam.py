@@ -23,7 +23,7 @@ import SimpleITK as sitk
 import torch
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML
-from recoseg_cli.constants import MODALITIES
+from recoseg_cli.constants import MIN_SLICES, MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient
 from recoseg_cli.io.json_io import write_json
@@ -37,9 +37,6 @@ from recoseg_cli.prepare.registration import RigidRegistrator
 
 SPACING_MM = 1.0
 """Voxel size of the prepared grid (that of BraTS)."""
-
-THINNEST_SERIES = 10
-"""Fewer slices than this along any axis cannot be registered."""
 
 POOR_REGISTRATION = -0.3
 """A final mutual-information metric above this (less negative) is reported as a poor registration."""
@@ -66,6 +63,9 @@ def readiness(patient: Patient) -> list[str]:
     """Why the patient's files cannot go straight to segmentation; empty when they can (one grid, skull-stripped,
     as BraTS-ready inputs are)."""
     headers = {role: read_image(path) for role, path in patient.images.items()}
+    for role, image in headers.items():
+        if len(image.shape) != 3 and image.shape[3:] != (1,):
+            raise InputError(f"{patient.images[role]}: expected a 3D image, got shape {tuple(image.shape)}")
     reference = headers[reference_sequence(headers)]
     if any(image.shape != reference.shape or not np.allclose(image.affine, reference.affine, atol=1e-3)
            for image in headers.values()):
@@ -83,9 +83,9 @@ def _read(path: Path, role: str) -> sitk.Image:
         raise InputError(f"{path}: not a readable image") from None
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3D image")
-    if min(image.GetSize()) < THINNEST_SERIES:
+    if min(image.GetSize()) < MIN_SLICES:
         raise InputError(f"{path}: {min(image.GetSize())} slices, too few to register the {role} "
-                         f"(at least {THINNEST_SERIES})")
+                         f"(at least {MIN_SLICES})")
     direction = np.asarray(image.GetDirection()).reshape(3, 3)
     if not np.allclose(direction @ direction.T, np.eye(3), atol=1e-3):
         raise InputError(f"{path}: its orientation is missing or not a rotation")
