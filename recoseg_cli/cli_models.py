@@ -301,11 +301,25 @@ def train(
         results = train_stages(stage, data, output, train_config, preprocess_config, ddpm_stage, seg_stage,
                                regressor_config, ddpm_weights, residual_sampler, **common)
     if not quiet:
+        validated = _has_validation_split(data, output)
         for folder, result in results:
-            console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation "
-                          f"{_best_validation(result.best_score, folder)} at step {result.best_step}; weights in "
-                          f"{folder / 'best.pt'}")
+            if validated:
+                console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; best validation "
+                              f"{_best_validation(result.best_score, folder)} at step {result.best_step}; weights in "
+                              f"{folder / 'best.pt'}")
+            else:
+                console.print(f"trained {result.steps} steps in {result.seconds / 60:.1f} min; no validation split "
+                              f"(the loop monitored a training case, so no validation score); final weights in "
+                              f"{folder / 'last.pt'}")
     exit_worker()
+
+
+def _has_validation_split(data: Path, output: Path) -> bool:
+    """Whether the training cache (DATA itself, or the one built in OUTPUT) holds validation subjects."""
+    from recoseg_cli.data.cache import MANIFEST
+
+    cache = data if (data / MANIFEST).is_file() else output / "cache"
+    return any(s["split"] == "val" for s in json.loads((cache / MANIFEST).read_text())["subjects"])
 
 
 def _check_channels(channels: tuple[str, ...]) -> None:

@@ -95,6 +95,9 @@ def test_11_train_names_its_validation_metric(tmp_path, tiny_volumes, capsys):
     code, _, err = run_cli(["train", "--stage", "ddpm", "--data", root, "-o", tmp_path / "run", "--max-steps", "2",
                             "--batch-size", "2", "--widths", "8,16", "--size", "32", "--val-fraction", "0.5"], capsys)
     assert code == 0 and "best validation healthy-brain mean absolute error" in err and "(lower is better)" in err
+    code, _, err = run_cli(["train", "--stage", "ddpm", "--data", root, "-o", tmp_path / "all", "--max-steps", "2",
+                            "--batch-size", "2", "--widths", "8,16", "--size", "32", "--val-fraction", "0"], capsys)
+    assert code == 0 and "no validation split" in err and "best validation" not in err
 
 
 def test_14_the_summary_line_gives_the_dice_against_the_ground_truth(tiny_patient, tiny_weights, tmp_path, capsys):
