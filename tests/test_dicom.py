@@ -95,6 +95,8 @@ def test_dicom_seg_reads_back_as_the_mask_on_the_t1ce_instances(tmp_path, tiny_v
     write_segmentation(tmp_path / "mask.nii.gz", t1ce, tmp_path / "seg.dcm")
     seg = hd.seg.segread(tmp_path / "seg.dcm")
     assert [s.SegmentLabel for s in seg.SegmentSequence] == ["NCR/NET", "ED", "ET"]
+    colours = [tuple(s.RecommendedDisplayCIELabValue) for s in seg.SegmentSequence]  # viewers show the overlay's
+    assert len(set(colours)) == 3
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == t1ce.uid
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in t1ce.sorted_files()]
     assert seg.FrameOfReferenceUID == sources[0].FrameOfReferenceUID and seg.PatientID == sources[0].PatientID
