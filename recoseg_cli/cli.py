@@ -240,7 +240,7 @@ for name, command in COMMANDS.items():
     app.command(name)(command)
 
 COMMAND_ORDER = ("segment", "prepare", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess",
-                 "make-cohort")
+                 "make-cohort", "make-dicom")
 app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))
 
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

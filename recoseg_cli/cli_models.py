@@ -76,6 +76,26 @@ def make_cohort(
                       f"into {output}", soft_wrap=True)
 
 
+def make_dicom(
+    patient: Path = typer.Argument(..., help="A patient folder of NIfTI sequences (any set holding FLAIR or T2)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write the DICOM study into (new or empty)."),
+    patient_id: str = typer.Option("RECOSEG-TEST-01", "--patient-id", help="PatientID of the study."),
+    quiet: bool = QUIET,
+) -> None:
+    """Write a patient's NIfTI sequences as one DICOM MR study (a series per sequence and a localizer), e.g. to
+    test a PACS pipeline; `recoseg segment STUDY` reads it back."""
+    from recoseg_cli.data.dicom_study import StudyIds, write_study
+    from recoseg_cli.io.discovery import discover_patient
+
+    found = discover_patient(patient)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InputError(f"{output}: exists and is not an empty folder")
+    write_study(found.images, output, StudyIds(patient_id=patient_id))
+    if not quiet:
+        console.print(f"wrote {', '.join(m.upper() for m in found.images)} of {found.case_id} as a DICOM study "
+                      f"into {output}", soft_wrap=True)
+
+
 def benchmark(
     out: Optional[Path] = typer.Option(None, "-o", "--output", "--out",
                                        help="Folder for results.json/.csv/.md and the PNG plots."),
@@ -359,5 +379,5 @@ class _StepClock:
         return (step - self.first[0]) / max(now - self.first[1], 1e-9)
 
 
-COMMANDS = {"preprocess": preprocess, "make-cohort": make_cohort, "train": train, "crossval": crossval,
-            "benchmark": benchmark}
+COMMANDS = {"preprocess": preprocess, "make-cohort": make_cohort, "make-dicom": make_dicom, "train": train,
+            "crossval": crossval, "benchmark": benchmark}

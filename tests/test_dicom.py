@@ -159,3 +159,21 @@ def test_tilted_and_duplicated_stacks_are_refused(tmp_path, tiny_volumes):
         replace(t1, positions=tilted).sorted_files()
     with pytest.raises(InputError, match="several images at one position"):
         replace(t1, positions=[t1.positions[0]] * len(t1.positions)).sorted_files()
+
+
+def test_make_dicom_writes_a_study_that_segment_reads_back_with_three_series(tiny_patient, tiny_weights, tmp_path,
+                                                                              capsys):
+    next(tiny_patient.glob("*_t1.nii.gz")).unlink()  # FLAIR, T1ce and T2: a study of three series
+    code, _, err = run_cli(["make-dicom", tiny_patient, "-o", tmp_path / "study", "--patient-id", "P-7"], capsys)
+    assert code == 0, err
+    study = read_study(tmp_path / "study")
+    assert sorted(assign_roles(study, {})) == ["flair", "t1ce", "t2"]
+    code, _, err = run_cli(["make-dicom", tiny_patient, "-o", tmp_path / "study"], capsys)
+    assert code == 2 and "exists and is not an empty folder" in err
+    code, _, err = run_cli(["segment", tmp_path / "study", "-o", tmp_path / "m.nii.gz", "--weights",
+                            tiny_weights["subsets"], "--report", tmp_path / "r.json", "-q"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["sequences"]["missing"] == ["t1"]
+    code, _, err = run_cli(["segment", tmp_path / "study", "-o", tmp_path / "n.nii.gz", "--weights",
+                            tiny_weights["seg"]], capsys)
+    assert code == 2 and "no T1 series among" in err and len(err.strip().splitlines()) == 1
