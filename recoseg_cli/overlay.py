@@ -1,15 +1,18 @@
-"""Figure-1-style picture: MRI with predicted sub-regions (and ground-truth contours), and the residual."""
+"""Review picture: MRI with predicted sub-regions (and ground-truth contours), the residual, the uncertainty over
+the anatomy, and every separate lesion."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
+from recoseg_cli.components import DISTANT_MM, lesion_components
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import dice
-from recoseg_cli.regions import region_mask, subregion_masks
+from recoseg_cli.regions import CONNECTIVITY, region_mask, subregion_masks
 
 SUBREGION_COLOURS = (("edema", "#2ca02c"), ("necrotic", "#d62728"), ("enhancing", "#ffd700"))
 RESIDUAL_RANGE = (0.0, 2.5)
@@ -19,7 +22,7 @@ RESIDUAL_RANGE = (0.0, 2.5)
 PICTURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
 """Overlay file formats, from the file name's extension."""
 
-TRUTH_COLOURS = (("whole", "cyan"), ("core", "magenta"), ("enhancing", "white"))
+TRUTH_COLOURS = (("whole", "cyan"), ("core", "magenta"), ("enhancing", "#1f77ff"))
 
 
 def check_picture_name(path: Path) -> None:
@@ -48,12 +51,33 @@ def _orientation_letters(axis) -> None:
         axis.text(x, y, text, color="white", transform=axis.transAxes, fontsize=10, ha="center", va="center")
 
 
+MAX_LESION_PANELS = 6
+"""Separate lesions shown one panel each, largest first; the report lists the rest."""
+
+
+def lesion_views(masks: dict[str, np.ndarray], zooms: tuple[float, float, float]) -> list[tuple[int, np.ndarray, dict]]:
+    """For each whole-tumour component, largest first: the axial index of its largest cross-section, its voxels
+    and its ``components.lesion_components`` entry."""
+    labelled, count = ndimage.label(masks["whole"], CONNECTIVITY)
+    if count < 2:
+        return []
+    entries = lesion_components(masks, masks["whole"].astype(np.float32), zooms)
+    sizes = ndimage.sum_labels(masks["whole"], labelled, range(1, count + 1))
+    views = []
+    for entry, label in zip(entries, np.argsort(-sizes) + 1):
+        voxels = labelled == label
+        views.append((int(np.argmax(voxels.sum(axis=(0, 1)))), voxels, entry))
+    return views
+
+
 def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, masks: dict[str, np.ndarray],
-                  truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str, voxel_ml: float,
-                  warnings: list[str] = (), uncertainty: np.ndarray | None = None, sequence: str = "t1ce") -> int:
-    """Save the overlay (format from the extension) for the slice with most predicted enhancing tumour
-    (canonical volumes) on ``image`` (the ``sequence``), with the warnings written on it and a third panel for the
-    uncertainty map when given; returns the slice index."""
+                  truth: np.ndarray | None, scheme: str, brain: np.ndarray, title: str,
+                  zooms: tuple[float, float, float], warnings: list[str] = (), uncertainty: np.ndarray | None = None,
+                  sequence: str = "t1ce") -> int:
+    """Save the overlay (format from the extension): the slice with most predicted enhancing tumour (canonical
+    volumes) on ``image`` (the ``sequence``) with the residual and, when given, the uncertainty map over the
+    anatomy; below it, when the mask has several separate lesions, each lesion's largest slice with its volume
+    and distance from the largest; the warnings written at the bottom. Returns the main slice's index."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,52 +87,86 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
     from matplotlib.patches import Patch
 
     z = tumour_slice(masks, truth if truth is None else truth > 0, brain)
-    mri = _display(image[:, :, z])
-    inside = mri[_display(brain[:, :, z])]
-    vmin, vmax = (np.percentile(inside, [1, 99.5]) if inside.size else (mri.min(), mri.max()))
+    inside = image[brain]
+    vmin, vmax = (np.percentile(inside, [1, 99.5]) if inside.size else (image.min(), image.max()))
+    lesions = lesion_views(masks, zooms)
+    shown = lesions[:MAX_LESION_PANELS]
     panels = 2 if uncertainty is None else 3
-    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 5.6), dpi=110)
-    mri_axis, residual_axis = axes[:2]
-    mri_axis.imshow(mri, cmap="gray", vmin=vmin, vmax=vmax)
-    handles = []
-    subregions = subregion_masks({region: mask[:, :, z] for region, mask in masks.items()})
-    for name, colour in SUBREGION_COLOURS:
-        plane = _display(subregions[name])
-        mri_axis.imshow(np.ma.masked_where(~plane, plane), cmap=ListedColormap([colour]), alpha=0.45, vmin=0, vmax=1)
-        handles.append(Patch(color=colour, alpha=0.6, label=f"{name} (predicted)"))
+    columns = max(panels, len(shown))
+    figure, axes = plt.subplots(2 if shown else 1, columns, figsize=(5.0 * columns, 5.4 * (2 if shown else 1)),
+                                dpi=100, squeeze=False)
+    mri_axis, residual_axis = axes[0, 0], axes[0, 1]
+
+    def anatomy(axis, index: int) -> None:
+        axis.imshow(_display(image[:, :, index]), cmap="gray", vmin=vmin, vmax=vmax)
+
+    def subregions(axis, index: int) -> None:
+        planes = subregion_masks({region: mask[:, :, index] for region, mask in masks.items()})
+        for name, colour in SUBREGION_COLOURS:
+            plane = _display(planes[name])
+            axis.imshow(np.ma.masked_where(~plane, plane), cmap=ListedColormap([colour]), alpha=0.45, vmin=0, vmax=1)
+
+    anatomy(mri_axis, z)
+    subregions(mri_axis, z)
+    handles = [Patch(color=colour, alpha=0.6, label=f"{name} (predicted)") for name, colour in SUBREGION_COLOURS]
     if truth is not None:
         for region, colour in TRUTH_COLOURS:
             plane = _display(region_mask(truth[:, :, z], region, scheme)).astype(float)
             if plane.any():
                 mri_axis.contour(plane, levels=[0.5], colors=colour, linewidths=1.0)
             handles.append(Line2D([], [], color=colour, label=f"ground truth {region}"))
-    mri_axis.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8,
-                    frameon=False)
-    mri_axis.set_title(f"{sequence.upper()} with predicted sub-regions", fontsize=10)
-    plane = _display(residual[:, :, z]) if residual is not None else np.zeros_like(mri)
-    shown = residual_axis.imshow(plane, cmap="magma", vmin=RESIDUAL_RANGE[0], vmax=RESIDUAL_RANGE[1])
+    if columns > panels:  # a spare axis in the top row holds the legend
+        axes[0, panels].legend(handles=handles, loc="center left", fontsize=9, frameon=False)
+    else:
+        mri_axis.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8,
+                        frameon=False)
+    mri_axis.set_title(f"{sequence.upper()} with predicted sub-regions, axial slice {z}", fontsize=10)
+    plane = _display(residual[:, :, z]) if residual is not None else np.zeros(_display(image[:, :, z]).shape)
+    drawn = residual_axis.imshow(plane, cmap="magma", vmin=RESIDUAL_RANGE[0], vmax=RESIDUAL_RANGE[1])
     residual_axis.set_title("residual |T1ce - synthetic T1ce|" if residual is not None else
                             "no residual (it needs all four sequences)", fontsize=10)
-    bar = figure.colorbar(shown, ax=residual_axis, fraction=0.046, pad=0.02)
+    bar = figure.colorbar(drawn, ax=residual_axis, fraction=0.046, pad=0.02)
     bar.set_label("z-score units (standard deviations of the brain's intensities)", fontsize=8)
     if uncertainty is not None:
-        shown = axes[2].imshow(_display(uncertainty[:, :, z]), cmap="viridis", vmin=0.0, vmax=1.0)
-        axes[2].set_title("uncertainty (mirrored-pass entropy)", fontsize=10)
-        figure.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02).set_label("bits (0 = certain, 1 = a coin toss)",
-                                                                                fontsize=8)
-    for axis in axes:
+        anatomy(axes[0, 2], z)
+        plane = _display(uncertainty[:, :, z])
+        drawn = axes[0, 2].imshow(np.ma.masked_where(plane < 0.05, plane), cmap="viridis", vmin=0.0, vmax=1.0,
+                                  alpha=0.85)
+        axes[0, 2].set_title("uncertainty over the anatomy (mirrored-pass entropy)", fontsize=10)
+        figure.colorbar(drawn, ax=axes[0, 2], fraction=0.046, pad=0.02).set_label(
+            "bits (0 = certain, 1 = a coin toss)", fontsize=8)
+    for k, (index, voxels, entry) in enumerate(shown):
+        axis = axes[1, k]
+        anatomy(axis, index)
+        subregions(axis, index)
+        axis.contour(_display(voxels[:, :, index]).astype(float), levels=[0.5], colors="white", linewidths=0.8)
+        distant = k > 0 and entry["distance_mm"] > DISTANT_MM
+        where = "largest" if k == 0 else f"{entry['distance_mm']:.0f} mm from the largest"
+        axis.set_title(f"lesion {k + 1}: {entry['ml']:.1f} mL (TC {entry['core_ml']:.1f}, ET "
+                       f"{entry['enhancing_ml']:.1f}), {where}\naxial slice {index}", fontsize=9,
+                       color="#b00000" if distant else "black")
+    if len(lesions) > len(shown):
+        axes[1, -1].text(1.0, -0.06, f"+{len(lesions) - len(shown)} smaller lesions (report: components)",
+                         transform=axes[1, -1].transAxes, ha="right", va="top", fontsize=8)
+    for axis in axes.flat:
         axis.axis("off")
-        _orientation_letters(axis)
-    summary = f"WT {masks['whole'].sum() * voxel_ml:.1f} mL, TC {masks['core'].sum() * voxel_ml:.1f} mL, " \
-              f"ET {masks['enhancing'].sum() * voxel_ml:.1f} mL"
+        if axis.images:
+            _orientation_letters(axis)
+    summary = f"WT {masks['whole'].sum() * np.prod(zooms) / 1000:.1f} mL, " \
+              f"TC {masks['core'].sum() * np.prod(zooms) / 1000:.1f} mL, " \
+              f"ET {masks['enhancing'].sum() * np.prod(zooms) / 1000:.1f} mL"
+    if lesions:
+        summary += f" in {len(lesions)} separate lesions"
     if truth is not None:
         summary += "; Dice " + ", ".join(
             f"{abbr} {dice(masks[region], region_mask(truth, region, scheme)):.2f}"
             for region, abbr in (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")))
-    figure.suptitle(f"{title}, axial slice {z}\n{summary}", fontsize=11)
-    figure.tight_layout()
+    figure.suptitle(f"{title}\n{summary}", fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, 0.96 if shown else 0.93))
+    if shown:  # room for the lesions' titles (and the legend under the first picture when it sits there)
+        figure.subplots_adjust(hspace=0.3 if columns > panels else 0.45)
     if warnings:
-        figure.subplots_adjust(bottom=0.08 + 0.035 * len(warnings))
+        figure.subplots_adjust(bottom=0.08 + 0.035 * len(warnings) / (2 if shown else 1))
         figure.text(0.01, 0.01, "\n".join(f"warning: {w}" for w in warnings), color="#b00000", fontsize=7,
                     ha="left", va="bottom", wrap=True)
     fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "png")

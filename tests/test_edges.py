@@ -177,3 +177,19 @@ def test_a_4d_sequence_is_refused_before_any_preparation(tiny_patient, tmp_path,
     nib.save(nib.Nifti1Image(np.stack([np.asarray(image.dataobj)] * 2, -1), image.affine), str(t2))
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz"], capsys)
     assert code == 2 and err.strip() == f"error: {t2}: expected a 3D image, got shape (48, 48, 32, 2)"
+
+
+def test_15b_the_overlay_shows_every_separate_lesion(tmp_path):
+    """Two lesions far apart: the picture gets a second row, one panel per lesion, the distant one in red."""
+    from recoseg_cli.overlay import lesion_views, write_overlay
+
+    whole = np.zeros((40, 40, 30), bool)
+    whole[5:12, 5:12, 5:10], whole[28:32, 28:32, 20:24] = True, True
+    masks = {"whole": whole, "core": whole & False, "enhancing": whole & False}
+    views = lesion_views(masks, (1.0, 1.0, 1.0))
+    assert [entry["ml"] for _, _, entry in views] == [0.245, 0.064] and views[1][2]["distance_mm"] > 20
+    assert [index for index, _, _ in views] == [5, 20]  # each lesion's largest cross-section
+    image = np.random.default_rng(0).random(whole.shape).astype(np.float32)
+    write_overlay(tmp_path / "o.png", image, None, masks, None, "brats2020", np.ones_like(whole), "P", (1.0, 1.0, 1.0))
+    assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
+    assert lesion_views({**masks, "whole": masks["whole"] & (np.arange(30) < 15)}, (1.0, 1.0, 1.0)) == []

@@ -127,7 +127,7 @@ def _write_overlay(segmenter: Segmenter, result: SegmentationResult, overlay: Pa
     residual = (prediction.residual_volume() * segmenter.preprocess.clip
                 if prediction.synth is not None and not prediction.prepared.missing else None)
     write_overlay(overlay / f"{case_id}.png" if overlay.is_dir() else overlay, volumes.images[shown], residual, masks,
-                  volumes.seg, volumes.label_scheme, brain, case_id, prediction.voxel_ml, result.warnings,
+                  volumes.seg, volumes.label_scheme, brain, case_id, volumes.zooms, result.warnings,
                   prediction.uncertainty() if prediction.mirrored is not None else None, shown)
 
 
