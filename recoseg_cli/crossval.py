@@ -89,6 +89,8 @@ class CrossValConfig:
     """Segmenters' sampling weight of training cases by institution (``SegStageConfig.source_weights``)."""
     foreground_region: str = "whole"
     """Region whose slices make the segmenters' foreground share (``SegStageConfig.foreground_region``)."""
+    max_cases: int | None = None
+    """Only the first cases by id (a smoke run); None: every case."""
     residual_from: str = "ddpm"
     """Stage-1 model whose synthetic T1ce gives the segmenters' residual: "ddpm" or "regressor" (the L1
     regressor, trained whatever ``l1_reference`` says)."""
@@ -259,8 +261,9 @@ def run_crossval(data: Path, output: Path, config: CrossValConfig, device: str =
     unlabelled = [s.case_id for s in subjects if s.seg is None]
     if unlabelled:
         raise InputError(f"{data}: cross-validation needs labels; no segmentation for {', '.join(unlabelled)}")
-    folds = assign_folds([s.case_id for s in subjects if source_case(s.case_id) == s.case_id], config.folds,
-                         config.seed)
+    sources = sorted(s.case_id for s in subjects if source_case(s.case_id) == s.case_id)[:config.max_cases]
+    subjects = [s for s in subjects if source_case(s.case_id) in sources]
+    folds = assign_folds(sources, config.folds, config.seed)
     folders = {entry["case_id"]: Path(entry["folder"]) for entry in manifest["subjects"]}
     cases: dict[str, list[dict]] = {variant: [] for variant in config.variants}
     stage_one: list[dict] = []

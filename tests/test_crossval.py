@@ -143,3 +143,15 @@ def test_core_foreground_over_samples_the_slices_holding_tumour_core():
         core[region] = (index < 10).mean()
     assert abs(core["whole"] - (0.5 * 10 / 40 + 0.5 * 0.1)) < 0.02
     assert abs(core["core"] - (0.5 + 0.5 * 0.1)) < 0.02
+
+
+def test_quick_is_a_smoke_run_over_the_first_six_cases(tmp_path, capsys):
+    for seed in range(7):
+        case = f"Synth_{seed:05d}"
+        write_patient(tmp_path / "cohort" / case, case, generate_patient(seed, TINY), TINY.affine)
+    code, out, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", tmp_path / "run", "--quick", "-q"],
+                             capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["config"]["folds"] == 2 and results["config"]["seg_steps"] == 5
+    assert results["cases"] == 6 and set(results["variants"]) == {"recoseg"}  # the seventh left out
