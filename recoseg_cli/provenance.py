@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -13,6 +14,17 @@ import numpy as np
 import torch
 
 from recoseg_cli import __version__
+
+
+def seconds_since_start() -> float | None:
+    """Wall seconds since this process started (interpreter start, imports and weights included), from Linux's
+    /proc; None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def peak_rss_gb() -> float | None:

@@ -384,3 +384,11 @@ def test_an_interrupted_cohort_reports_its_finished_patients(tmp_path, tiny_volu
     cases = {c["case_id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
     assert cases["A"]["status"] == "skipped" and cases["A"]["volumes_ml"]["whole"] >= 0
     assert cases["A"]["from_existing_mask"] and cases["C"]["status"] in ("ok", "flagged")
+
+
+def test_the_report_gives_wall_time_since_the_command_started(tiny_patient, tiny_weights, tmp_path, capsys):
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"],
+                            "--report", tmp_path / "r.json"], capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["seconds_since_start"] >= report["seconds_total"] > 0  # start-up and imports too
+    assert "s since the command started" in err

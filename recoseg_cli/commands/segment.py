@@ -18,7 +18,7 @@ from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.io.report_table import is_csv, report_row, write_rows
 from recoseg_cli.overlay import check_picture_name, write_overlay
 from recoseg_cli.prepare.qc import write_qc
-from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb
+from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb, seconds_since_start
 from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS
 from recoseg_cli.sequences import expected_dice
 
@@ -141,7 +141,8 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "volumes_ml": result.volumes_ml, "tumour_volume_ml": result.volumes_ml["whole"],
         "components": result.components,
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
-        "seconds_total": round(sum(seconds.values()), 3), "t1ce_present": prepared.has_t1ce,
+        "seconds_total": round(sum(seconds.values()), 3), "seconds_since_start": seconds_since_start(),
+        "t1ce_present": prepared.has_t1ce,
         "sequences": {"used": list(prepared.present), "missing": list(prepared.missing),
                       "expected_dice": expected_dice(segmenter.subset_dice, prepared.present)},
         "warnings": result.warnings, "flagged": bool(result.warnings), "sequence_checks": prediction.sequence_checks,
@@ -213,4 +214,6 @@ def summary_line(report: dict) -> str:
         metrics = report["metrics_vs_ground_truth"]
         line += ", Dice " + ", ".join(f"{REGION_ABBREVIATIONS[region]} {metrics[region]['dice']:.3f}"
                                       for region in REGIONS if region in metrics)
-    return f"{line}, {report['seconds_total']:.1f} s -> {report['output']}"
+    since = report.get("seconds_since_start")
+    wall = f" ({since:.0f} s since the command started)" if since is not None else ""
+    return f"{line}, {report['seconds_total']:.1f} s{wall} -> {report['output']}"
