@@ -16,6 +16,9 @@ from recoseg_cli.prepare.exam import POOR_REGISTRATION
 from recoseg_cli.prepare.faults import MATCH_FLOOR
 from recoseg_cli.overlay import PICTURE_FORMATS
 
+PLANES = ("axial", "coronal", "sagittal")
+
+
 def _planes(volume: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
     """Axial, coronal and sagittal planes of a (z, y, x) array in ITK's LPS grid, shown head up / anterior up."""
     z, y, x = centre
@@ -72,6 +75,9 @@ def qc_figure(exam):
                 edges = feature.canny(plane / max(scale, 1e-6), sigma=2.0)
                 axis.imshow(np.ma.masked_where(~edges, edges), cmap="autumn", alpha=0.9, interpolation="none")
             axis.set_axis_off()
+            if col == 0:
+                axis.text(-0.04, 0.5, PLANES[row], rotation=90, transform=axis.transAxes, ha="right", va="center",
+                          fontsize=9)
             if row == 0:
                 axis.set_title(f"{title}\n{_column_note(exam.report, name)}", fontsize=9)
     warnings = exam.report["warnings"] + exam.report.get("faults", [])
