@@ -5,10 +5,12 @@ The CLI's ``segment``, ``synthesize`` and ``residual`` commands call these and o
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import nibabel as nib
@@ -27,8 +29,8 @@ from recoseg_cli.io.nifti import Geometry, to_image, write_image
 from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
-from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient, presence,
-                                  require_fluid_sensitive, residual_slices, restack_in_brain,
+from recoseg_cli.pipeline import (FLUID_SENSITIVE, PreparedPatient, assemble, needs_synthesis, prepare_patient,
+                                  presence, require_fluid_sensitive, residual_slices, restack_in_brain,
                                   takes_subsets)
 from recoseg_cli.dicom.exam import study_as_exam
 from recoseg_cli.dicom.study import is_dicom_folder
@@ -37,7 +39,7 @@ from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
 from recoseg_cli.sequences import missing_sequence_warnings
-from recoseg_cli.weights import SUBSET_MODEL, Weights, load_weights, resolve_weights_path
+from recoseg_cli.weights import ENV_VAR, SUBSET_MODEL, Weights, load_weights, resolve_weights_path
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
@@ -125,6 +127,8 @@ class SegmentationResult:
     exam: PreparedExam | None = None
     """The prepared exam (its folder exists only while the call runs, unless ``keep_prepared``)."""
     qc_figure: object | None = None
+    segmenter: Segmenter | None = None
+    """The Segmenter whose weights made it (the bundled any-subset model for an exam the default cannot take)."""
     """The preparation's quality-control picture (a matplotlib Figure), when asked for."""
 
     @property
@@ -173,6 +177,12 @@ class Segmenter:
                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
                  batch_size: int | None = None, bf16: bool = True, force: bool = False, tta: bool = False,
                  model: str | None = None):
+        self.options = dict(device=device, threshold=threshold, min_component_ml=min_component_ml,
+                            whole_tumour=whole_tumour, labels=labels, sampler=sampler, steps=steps, seed=seed,
+                            batch_size=batch_size, bf16=bf16, force=force, tta=tta)
+        self.default_model = weights is None and model is None and not os.environ.get(ENV_VAR)
+        """Whether these are the default bundled weights, which hand an exam they cannot take (sequences missing
+        beyond T1ce) to the bundled any-subset model."""
         self.device = resolve_device(device)
         self.force, self.tta = force, tta
         self.batch_size = inference_batch_size(self.device, batch_size)
@@ -213,12 +223,17 @@ class Segmenter:
         called before an exam is prepared."""
         asked = {"probabilities": probabilities, "residual": residual, "synth": synth, "uncertainty": uncertainty}
         if isinstance(patient, PreparedExam):
-            return self._prepared_result(patient, {"reasons": ["a prepared exam"]}, asked, qc, on_stage, on_slices)
+            chosen = self.for_patient(patient.patient())
+            return chosen._prepared_result(patient, {"reasons": ["a prepared exam"]}, asked, qc, on_stage, on_slices)
         if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
             with study_as_exam(Path(patient), required=self.required_sequences) as (exam, _, _):
                 return self(exam, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,
                             on_slices=on_slices, on_prepare=on_prepare, **asked)
         found = as_patient(patient)
+        chosen = self.for_patient(found)
+        if chosen is not self:
+            return chosen(found, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,
+                          on_slices=on_slices, on_prepare=on_prepare, **asked)
         self.check_sequences(found)
         reasons = ["--prepare full"] if prepare == "full" else readiness(found) if prepare == "auto" else []
         if not reasons:
@@ -272,7 +287,8 @@ class Segmenter:
             case_id=case_id, image=to_image(labels, geometry, np.uint8),
             volumes_ml=region_volumes_ml(masks, grid.voxel_ml), seconds=prediction.seconds,
             warnings=prediction.warnings, prediction=prediction, components=components,
-            metrics=region_metrics(masks, truth, geometry.canonical_zooms) if truth is not None else None)
+            metrics=region_metrics(masks, truth, geometry.canonical_zooms) if truth is not None else None,
+            segmenter=self)
         if asked["probabilities"]:
             result.probabilities = {region: to_image(p, geometry, np.float32) for region, p in labelled.items()}
         clip = self.preprocess.clip
@@ -338,11 +354,25 @@ class Segmenter:
 
     @property
     def required_sequences(self) -> tuple[str, ...]:
-        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets;
-        T1ce is synthesized where stage 1 is there)."""
-        if takes_subsets(self.channels):
+        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets,
+        or for the default model, which hands such exams on; T1ce is synthesized where stage 1 is there)."""
+        if takes_subsets(self.channels) or self.default_model:
             return ()
         return CONDITION_MODALITIES if self.synthesizer is not None else MODALITIES
+
+    @cached_property
+    def subset_segmenter(self) -> Segmenter:
+        """The bundled any-subset model with these options, loaded on first use."""
+        return Segmenter(model=SUBSET_MODEL, **self.options)
+
+    def for_patient(self, patient: Patient) -> Segmenter:
+        """The segmenter for this patient's sequences: this one, or for the default model and an exam missing
+        more than T1ce, the bundled any-subset model."""
+        missing = [m for m in MODALITIES if m not in patient.images]
+        if self.default_model and not takes_subsets(self.channels) and set(missing) - {"t1ce"} and \
+                any(m in patient.images for m in FLUID_SENSITIVE):
+            return self.subset_segmenter
+        return self
 
     def check_sequences(self, patient: Patient) -> None:
         """Refuse a patient without FLAIR and T2, or a set of sequences these weights were not trained for."""

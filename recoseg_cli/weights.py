@@ -27,14 +27,15 @@ def _bundled_dir() -> Path:
 
 BUNDLED_DIR = _bundled_dir()
 BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", "fast": "recoseg_fast.pt",
-                  "hires": "recoseg_hires.pt"}
+                  "hires": "recoseg_hires.pt", "any-subset": "recoseg_any_subset.pt"}
 """Bundled weights by ``--model`` name: "accurate" (the default; its residual comes from an L1 regressor), "ddpm"
 (the same networks with the residual of the conditional DDPM), "fast" (smaller networks, DDPM residual: a
 shorter command, lower Dice) and "hires" (accurate's recipe on 160 x 160 slices with deep supervision: higher
 tumour-core Dice, a longer command, over the speed budget where timed); see the model card."""
 DEFAULT_MODEL = "accurate"
-SUBSET_MODEL = "accurate"
-"""The bundled model that takes any set of sequences holding FLAIR or T2."""
+SUBSET_MODEL = "any-subset"
+"""The bundled model that takes any set of sequences holding FLAIR or T2; the default model hands it the exams it
+cannot take."""
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"

@@ -1,8 +1,9 @@
 """The subset table: Dice per region for each set of sequences, paired against the full-set model on all four.
 
-    python subset_table.py SUBSET_SCORES.json "REFERENCE_GLOB" OUT.md OUT_DICE.json
+    python subset_table.py "SUBSET_SCORES_GLOB" "REFERENCE_GLOB" OUT.md OUT_DICE.json
 
-SUBSET_SCORES is the output of ``score_subsets.py``; REFERENCE_GLOB the held-out scores of the full-set model on
+SUBSET_SCORES_GLOB names the outputs of ``score_subsets.py`` (one file, or one per process of folds run side by
+side); REFERENCE_GLOB the held-out scores of the full-set model on
 the same folds (``recoseg crossval``'s ``fold*/<variant>/scores.json`` or the lever files of
 ``examples/crossval_real38/levers``), read at the same post-processing candidate. OUT.md gets per set and region:
 mean ± std, the range, and the mean paired difference (set - full-set model) with its 95% bootstrap interval over
@@ -37,8 +38,11 @@ def reference_dice(pattern: str, candidate: dict) -> dict[str, dict[str, float]]
     return found
 
 
-def main(scores_path: Path, pattern: str, out_md: Path, out_dice: Path) -> None:
-    scored = json.loads(scores_path.read_text())
+def main(scores_pattern: str, pattern: str, out_md: Path, out_dice: Path) -> None:
+    files = [json.loads(Path(path).read_text()) for path in sorted(glob.glob(scores_pattern))]
+    scored = {"postprocess": files[0]["postprocess"], "cases": [case for f in files for case in f["cases"]]}
+    if any(f["postprocess"] != scored["postprocess"] for f in files):
+        raise SystemExit(f"{scores_pattern}: the files were scored with different post-processing")
     reference = reference_dice(pattern, scored["postprocess"])
     cases = [c for c in scored["cases"] if c["case_id"] in reference]
     lines = [f"{len(cases)} held-out cases ({len(scored['cases'])} scored, {len(reference)} by the reference); "
@@ -69,4 +73,4 @@ def main(scores_path: Path, pattern: str, out_md: Path, out_dice: Path) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 5:
         raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))

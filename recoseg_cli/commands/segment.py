@@ -102,12 +102,13 @@ def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options:
     if result.qc_figure is not None:
         write_qc(Path(options.qc), result.qc_figure)
     timer.lap("write")
+    used = result.segmenter  # the any-subset model, for an exam the default model hands on
     if options.overlay is not None:
-        _write_overlay(segmenter, result, Path(options.overlay), patient.case_id)
+        _write_overlay(used, result, Path(options.overlay), patient.case_id)
         timer.lap("overlay")
     for message in result.warnings:
         warn(f"{patient.case_id}: {message}")
-    return _report(segmenter, patient, output, result)
+    return _report(used, patient, output, result)
 
 
 def _extras(result: SegmentationResult) -> dict[str, nib.Nifti1Image]:
