@@ -44,10 +44,13 @@ def test_4_explicit_files_give_the_case_id_without_the_role(tiny_patient, tiny_w
     assert json.loads((tmp_path / "r.json").read_text())["case_id"] == "patient-7"
 
 
-def test_5_explicit_files_missing_one_say_which_option(tiny_patient, tmp_path, capsys):
-    code, _, err = run_cli(["segment", "-o", tmp_path / "m.nii.gz", "--flair", next(tiny_patient.glob("*_flair.*")),
-                            "--t2", next(tiny_patient.glob("*_t2.*"))], capsys)
-    assert code == 2 and "--t1 is required (or give a patient folder)" in err
+def test_5_explicit_files_missing_one_say_which_option(tiny_patient, tiny_weights, tmp_path, capsys):
+    files = ["--flair", next(tiny_patient.glob("*_flair.*")), "--t2", next(tiny_patient.glob("*_t2.*"))]
+    code, _, err = run_cli(["segment", "-o", tmp_path / "m.nii.gz", "--weights", tiny_weights["seg"], *files], capsys)
+    assert code == 2 and "--t1 is required (or give a patient folder)" in err  # weights that need T1
+    code, _, err = run_cli(["segment", "-o", tmp_path / "m.nii.gz", "--t1", next(tiny_patient.glob("*_t1.*"))],
+                           capsys)
+    assert code == 2 and "holds T1 but neither FLAIR nor T2" in err
 
 
 def test_7_the_overlay_format_follows_its_extension(tiny_patient, tiny_weights, tmp_path, capsys):

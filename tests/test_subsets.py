@@ -26,8 +26,8 @@ needs_real = pytest.mark.skipif(not REAL_CASES.is_dir(), reason="the real BraTS 
 def keep(folder: Path, roles: tuple[str, ...]) -> Path:
     """Delete the patient's images of every other role (the seg stays)."""
     for role in MODALITIES:
-        if role not in roles:
-            next(folder.glob(f"*_{role}.nii.gz")).unlink()
+        for path in folder.glob(f"*_{role}.nii.gz") if role not in roles else ():
+            path.unlink()
     return folder
 
 
