@@ -19,7 +19,7 @@ import torch
 from scipy import ndimage
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML, mask_warnings, sequence_statistics, sequence_warnings
-from recoseg_cli.constants import CONDITION_MODALITIES, MODALITIES
+from recoseg_cli.constants import CONDITION_MODALITIES, FLUID_SENSITIVE, MODALITIES
 from recoseg_cli.components import distant_warning, lesion_components
 from recoseg_cli.devices import inference_batch_size, resolve_device
 from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
@@ -29,7 +29,7 @@ from recoseg_cli.io.nifti import Geometry, to_image, write_image
 from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
 from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
-from recoseg_cli.pipeline import (FLUID_SENSITIVE, PreparedPatient, assemble, needs_synthesis, prepare_patient,
+from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient,
                                   presence, require_fluid_sensitive, residual_slices, restack_in_brain,
                                   takes_subsets)
 from recoseg_cli.dicom.exam import study_as_exam
@@ -127,9 +127,9 @@ class SegmentationResult:
     exam: PreparedExam | None = None
     """The prepared exam (its folder exists only while the call runs, unless ``keep_prepared``)."""
     qc_figure: object | None = None
+    """The preparation's quality-control picture (a matplotlib Figure), when asked for."""
     segmenter: Segmenter | None = None
     """The Segmenter whose weights made it (the bundled any-subset model for an exam the default cannot take)."""
-    """The preparation's quality-control picture (a matplotlib Figure), when asked for."""
 
     @property
     def labels(self) -> np.ndarray:
@@ -226,7 +226,7 @@ class Segmenter:
             chosen = self.for_patient(patient.patient())
             return chosen._prepared_result(patient, {"reasons": ["a prepared exam"]}, asked, qc, on_stage, on_slices)
         if isinstance(patient, (str, Path)) and Path(patient).is_dir() and is_dicom_folder(Path(patient)):
-            with study_as_exam(Path(patient), required=self.required_sequences) as (exam, _, _):
+            with study_as_exam(Path(patient), required=self.exam_requirements) as (exam, _, _):
                 return self(exam, prepare=prepare, keep_prepared=keep_prepared, qc=qc, on_stage=on_stage,
                             on_slices=on_slices, on_prepare=on_prepare, **asked)
         found = as_patient(patient)
@@ -354,11 +354,17 @@ class Segmenter:
 
     @property
     def required_sequences(self) -> tuple[str, ...]:
-        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets,
-        or for the default model, which hands such exams on; T1ce is synthesized where stage 1 is there)."""
-        if takes_subsets(self.channels) or self.default_model:
+        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets;
+        T1ce is synthesized where stage 1 is there)."""
+        if takes_subsets(self.channels):
             return ()
         return CONDITION_MODALITIES if self.synthesizer is not None else MODALITIES
+
+    @property
+    def exam_requirements(self) -> tuple[str, ...]:
+        """The sequences an exam must hold for a call: the weights' own, none beyond FLAIR or T2 for the default
+        model (which hands the exams it cannot take on, ``for_patient``)."""
+        return () if self.default_model else self.required_sequences
 
     @cached_property
     def subset_segmenter(self) -> Segmenter:

@@ -8,6 +8,9 @@ CONDITION_MODALITIES: tuple[str, ...] = ("flair", "t1", "t2")
 
 TARGET_MODALITY = "t1ce"
 
+FLUID_SENSITIVE: tuple[str, ...] = ("flair", "t2")
+"""At least one of these is needed to see the whole tumour (edema)."""
+
 MIN_SLICES = 10
 """Fewer slices than this along any axis make no volume to segment (or to register)."""
 

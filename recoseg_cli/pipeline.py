@@ -10,8 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from recoseg_cli.constants import (CONDITION_INDEX, CONDITION_MODALITIES, LABEL_SCHEMES, MIN_SLICES, MODALITIES,
-                                   TARGET_INDEX, TARGET_MODALITY)
+from recoseg_cli.constants import (CONDITION_INDEX, CONDITION_MODALITIES, FLUID_SENSITIVE, LABEL_SCHEMES,
+                                   MIN_SLICES, MODALITIES, TARGET_INDEX, TARGET_MODALITY)
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.nifti import Geometry, load_volume
@@ -224,9 +224,6 @@ DEFAULT_CHANNELS = ("flair", "t1", "t1ce", "t2", "residual")
 ANY_SUBSET_CHANNELS = DEFAULT_CHANNELS + PRESENCE_CHANNELS
 """Inputs of a segmenter that takes any subset of the sequences holding FLAIR or T2."""
 
-FLUID_SENSITIVE = ("flair", "t2")
-"""At least one of these is needed to see the whole tumour (edema)."""
-
 
 def needs_synthesis(channels: tuple[str, ...]) -> bool:
     """Whether the channels always use the synthetic T1ce."""
@@ -249,8 +246,8 @@ def assemble(images: np.ndarray, brain: np.ndarray, channels: tuple[str, ...], s
 
     ``present`` (N, 4) flags the sequences each slice holds (default: all). A missing sequence is shown as
     background, except a missing T1ce where FLAIR, T1 and T2 are there and ``synth`` is given: the synthetic T1ce
-    takes its place. The
-    residual needs all four sequences and is zero otherwise; so is the subtraction without T1 or T1ce.
+    takes its place. The residual needs all four sequences and is zero otherwise; so is the subtraction without
+    T1 or T1ce.
     """
     n = len(images)
     present = np.ones((n, len(MODALITIES)), bool) if present is None else np.asarray(present, bool)

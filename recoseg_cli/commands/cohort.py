@@ -189,7 +189,7 @@ def _run_case(segmenter: Segmenter, options: SegmentOptions, folder: Path, name:
               on_stage) -> CaseResult:
     try:
         if is_dicom_folder(folder):
-            with study_as_exam(folder, case_id=name, required=segmenter.required_sequences) as (patient, roles, study):
+            with study_as_exam(folder, case_id=name, required=segmenter.exam_requirements) as (patient, roles, study):
                 report = write_outputs(segmenter, patient, output, options, on_stage)
                 return CaseResult(name, output, {**report, **report_details(folder, roles, study)})
         patient = replace(discover_patient(folder), case_id=name)

@@ -19,7 +19,7 @@ def segment_study(folder: Path, output: Path, options: SegmentOptions, choices: 
         check_output_file(dicom_seg, options.overwrite)
         from recoseg_cli.dicom.segmentation import write_segmentation  # fails early when highdicom is missing
     segmenter = options.segmenter()
-    with study_as_exam(folder, choices, case_id, segmenter.required_sequences) as (patient, roles, study):
+    with study_as_exam(folder, choices, case_id, segmenter.exam_requirements) as (patient, roles, study):
         for message in study.warnings:
             warn(message)
         if not options.quiet:

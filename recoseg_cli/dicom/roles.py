@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import re
 
-from recoseg_cli.constants import MODALITIES
-from recoseg_cli.pipeline import FLUID_SENSITIVE
+from recoseg_cli.constants import FLUID_SENSITIVE, MODALITIES
 from recoseg_cli.dicom.study import Series, Study
 from recoseg_cli.errors import InputError
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recoseg_cli.constants import CONDITION_MODALITIES, MODALITIES
+from recoseg_cli.constants import CONDITION_MODALITIES, FLUID_SENSITIVE, MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.data.institutions import institution
@@ -17,7 +17,7 @@ from recoseg_cli.diffusion.samplers import SamplerConfig
 from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import SegmentationNet
-from recoseg_cli.pipeline import DEFAULT_CHANNELS, FLUID_SENSITIVE, assemble, takes_subsets
+from recoseg_cli.pipeline import DEFAULT_CHANNELS, assemble, takes_subsets
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.regions import REGIONS, region_stack
 from recoseg_cli.training.augment import AugmentConfig, augment_batch, intensity
