@@ -17,6 +17,7 @@ from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice
 from recoseg_cli.prepare.brain_extraction import HDBetBrain
 from recoseg_cli.prepare.exam import readiness
+from recoseg_cli.prepare.faults import MATCH_FLOOR, MIRROR_MARGIN
 from recoseg_cli.regions import region_mask
 
 REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
@@ -51,6 +52,9 @@ def test_a_clinical_exam_is_prepared_segmented_and_mapped_back_to_its_t1ce_grid(
     preparation = json.loads(report.read_text())["preparation"]
     assert {"register flair", "register t1", "register t2"} <= set(preparation["seconds"])
     assert all(value < -0.3 for value in preparation["registration_metric"].values())
+    assert preparation["faults"] == []  # a clean exam: every sequence lines up, none better mirrored
+    for match in preparation["anatomy_match"].values():
+        assert match["as is"] > MATCH_FLOOR + 0.1 and match["as is"] > match["mirrored"] + MIRROR_MARGIN
     assert max(worst for _, worst in registration_errors_mm(tmp_path / "kept" / CASE, exam, CASE, motions,
                                                             every=2000).values()) < 1.5
     assert (tmp_path / "qc.png").read_bytes()[:4] == b"\x89PNG"
