@@ -228,8 +228,8 @@ def prepare(
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,
 ) -> None:
-    """Co-register an exam to its T1ce, resample it to 1 mm and remove the skull (HD-BET, recoseg[raw]):
-    BraTS-named images, brain mask and transforms."""
+    """Co-register an exam to its reference (T1ce, else FLAIR, T2, T1), resample it to 1 mm and remove the skull
+    (HD-BET, recoseg[raw]): BraTS-named images, brain mask and transforms."""
     found = patient_from_options(input, flair, t1, t1ce, t2, None)
     from recoseg_cli.commands.prepare import run_prepare
 
