@@ -374,8 +374,7 @@ class Segmenter:
     def for_patient(self, patient: Patient) -> Segmenter:
         """The segmenter for this patient's sequences: this one, or for the default model and an exam missing
         more than T1ce, the bundled any-subset model."""
-        missing = [m for m in MODALITIES if m not in patient.images]
-        if self.default_model and not takes_subsets(self.channels) and set(missing) - {"t1ce"} and \
+        if self.default_model and not takes_subsets(self.channels) and set(patient.missing) - {"t1ce"} and \
                 any(m in patient.images for m in FLUID_SENSITIVE):
             return self.subset_segmenter
         return self

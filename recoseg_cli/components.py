@@ -17,18 +17,25 @@ DISTANT_MM = 20.0
 """A component whose nearest voxel lies farther than this from the largest component is flagged for review."""
 
 
+def components_by_size(whole: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The components of a whole-tumour mask: its labelled array, the labels largest component first, and each
+    label's voxel count (indexed by label - 1)."""
+    labelled, count = ndimage.label(whole, CONNECTIVITY)
+    sizes = ndimage.sum_labels(whole, labelled, range(1, count + 1))
+    return labelled, np.argsort(-sizes) + 1, sizes
+
+
 def lesion_components(masks: dict[str, np.ndarray], probability: np.ndarray,
                       zooms: tuple[float, float, float]) -> list[dict]:
     """Whole-tumour components, largest first: volume (mL), core and enhancing volumes, mean whole-tumour
     probability and distance (mm) from the largest component."""
-    labelled, count = ndimage.label(masks["whole"], CONNECTIVITY)
-    if count == 0:
+    labelled, labels, sizes = components_by_size(masks["whole"])
+    if len(labels) == 0:
         return []
     voxel_ml = float(np.prod(zooms)) / 1000.0
-    index = range(1, count + 1)
-    sizes = ndimage.sum_labels(masks["whole"], labelled, index)
-    order = np.argsort(-sizes)
-    largest = labelled == order[0] + 1
+    index = range(1, len(labels) + 1)
+    order = labels - 1
+    largest = labelled == labels[0]
     distance = ndimage.distance_transform_edt(~largest, sampling=zooms)
     nearest = ndimage.minimum(distance, labelled, index)
     means = ndimage.mean(probability, labelled, index)

@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-from recoseg_cli.components import DISTANT_MM, lesion_components
+from recoseg_cli.components import DISTANT_MM, components_by_size, lesion_components
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.metrics import dice
-from recoseg_cli.regions import CONNECTIVITY, region_mask, subregion_masks
+from recoseg_cli.regions import region_mask, subregion_masks
 
 SUBREGION_COLOURS = (("edema", "#2ca02c"), ("necrotic", "#d62728"), ("enhancing", "#ffd700"))
 RESIDUAL_RANGE = (0.0, 2.5)
@@ -58,13 +57,11 @@ MAX_LESION_PANELS = 6
 def lesion_views(masks: dict[str, np.ndarray], zooms: tuple[float, float, float]) -> list[tuple[int, np.ndarray, dict]]:
     """For each whole-tumour component, largest first: the axial index of its largest cross-section, its voxels
     and its ``components.lesion_components`` entry."""
-    labelled, count = ndimage.label(masks["whole"], CONNECTIVITY)
-    if count < 2:
+    labelled, labels, _ = components_by_size(masks["whole"])
+    if len(labels) < 2:
         return []
-    entries = lesion_components(masks, masks["whole"].astype(np.float32), zooms)
-    sizes = ndimage.sum_labels(masks["whole"], labelled, range(1, count + 1))
     views = []
-    for entry, label in zip(entries, np.argsort(-sizes) + 1):
+    for entry, label in zip(lesion_components(masks, masks["whole"].astype(np.float32), zooms), labels):
         voxels = labelled == label
         views.append((int(np.argmax(voxels.sum(axis=(0, 1)))), voxels, entry))
     return views
@@ -152,9 +149,9 @@ def write_overlay(path: Path, image: np.ndarray, residual: np.ndarray | None, ma
         axis.axis("off")
         if axis.images:
             _orientation_letters(axis)
-    summary = f"WT {masks['whole'].sum() * np.prod(zooms) / 1000:.1f} mL, " \
-              f"TC {masks['core'].sum() * np.prod(zooms) / 1000:.1f} mL, " \
-              f"ET {masks['enhancing'].sum() * np.prod(zooms) / 1000:.1f} mL"
+    voxel_ml = float(np.prod(zooms)) / 1000.0
+    summary = ", ".join(f"{abbr} {masks[region].sum() * voxel_ml:.1f} mL"
+                        for region, abbr in (("whole", "WT"), ("core", "TC"), ("enhancing", "ET")))
     if lesions:
         summary += f" in {len(lesions)} separate lesions"
     if truth is not None:

@@ -17,6 +17,7 @@ from recoseg_cli.io.nifti import write_image
 from recoseg_cli.io.outputs import check_nifti_output, check_output_file
 from recoseg_cli.io.report_table import is_csv, report_row, write_rows
 from recoseg_cli.overlay import check_picture_name, write_overlay
+from recoseg_cli.prepare.exam import reference_sequence
 from recoseg_cli.prepare.qc import write_qc
 from recoseg_cli.provenance import StageTimer, package_versions, peak_rss_gb, seconds_since_start
 from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS
@@ -124,7 +125,7 @@ def _write_overlay(segmenter: Segmenter, result: SegmentationResult, overlay: Pa
     prediction = result.prediction
     volumes, brain = prediction.prepared.volumes, prediction.prepared.sliced.volume_brain
     masks, _ = segmenter.label_map(prediction.labelled(), brain, prediction.voxel_ml, volumes.label_scheme, [])
-    shown = next(m for m in ("t1ce", "flair", "t2", "t1") if m in volumes.images)
+    shown = reference_sequence(volumes.images)
     residual = (prediction.residual_volume() * segmenter.preprocess.clip
                 if prediction.synth is not None and not prediction.prepared.missing else None)
     write_overlay(overlay / f"{case_id}.png" if overlay.is_dir() else overlay, volumes.images[shown], residual, masks,

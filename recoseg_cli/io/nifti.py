@@ -57,15 +57,21 @@ def read_image(path: Path) -> nib.Nifti1Image:
     return image
 
 
-def load_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
-    """Read a 3D NIfTI file as canonical-orientation float32 and its geometry record."""
-    path = Path(path)
-    image = read_image(path)
+def volume_shape(image: nib.Nifti1Image, path: Path) -> tuple[int, int, int]:
+    """The image's 3D shape (a trailing 4th axis of length 1 dropped); InputError for any other shape."""
     shape = tuple(int(s) for s in image.shape)
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
         raise InputError(f"{path}: expected a 3D image, got shape {tuple(image.shape)}")
+    return shape
+
+
+def load_volume(path: str | Path) -> tuple[np.ndarray, Geometry]:
+    """Read a 3D NIfTI file as canonical-orientation float32 and its geometry record."""
+    path = Path(path)
+    image = read_image(path)
+    shape = volume_shape(image, path)
     try:
         data = np.asanyarray(image.dataobj, dtype=np.float32).reshape(shape)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:

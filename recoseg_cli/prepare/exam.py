@@ -27,7 +27,7 @@ from recoseg_cli.constants import MIN_SLICES, MODALITIES
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import Patient, discover_patient
 from recoseg_cli.io.json_io import write_json
-from recoseg_cli.io.nifti import Geometry, load_volume, read_image, to_file_orientation
+from recoseg_cli.io.nifti import Geometry, load_volume, read_image, to_file_orientation, volume_shape
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.pipeline import require_fluid_sensitive
 from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, NonZeroBrain
@@ -64,8 +64,7 @@ def readiness(patient: Patient) -> list[str]:
     as BraTS-ready inputs are)."""
     headers = {role: read_image(path) for role, path in patient.images.items()}
     for role, image in headers.items():
-        if len(image.shape) != 3 and image.shape[3:] != (1,):
-            raise InputError(f"{patient.images[role]}: expected a 3D image, got shape {tuple(image.shape)}")
+        volume_shape(image, patient.images[role])
     reference = headers[reference_sequence(headers)]
     if any(image.shape != reference.shape or not np.allclose(image.affine, reference.affine, atol=1e-3)
            for image in headers.values()):
