@@ -1,12 +1,13 @@
 """Score a cross-validation run's held-out cases with every clinically common subset of their sequences.
 
-    python score_subsets.py RUN VARIANT CASES OUT.json [FOLD ...]
+    python score_subsets.py RUN VARIANT CASES OUT.json [FOLD ...] [--sets flair+t1+t2,...]
 
 RUN is a ``recoseg crossval`` folder (``fold<k>/cases.json``, ``fold<k>/<VARIANT>/last.pt``), CASES the folder of
 BraTS-ready cases. Each held-out case is segmented by its fold's segmenter from each set in ``SUBSETS`` (the other
 files left out), with the post-processing the bundled recipe's cross-validation chose (``POSTPROCESS``), in fp32 as
 the run's own scoring. Per case and set: the metrics of ``recoseg_cli.metrics.region_metrics``. Folds already in
-OUT are kept.
+OUT are kept. ``--sets`` scores only the sets named (``sequences.subset_name`` keys), e.g. a full-set model on
+the one incomplete set it takes.
 """
 
 import json
@@ -26,10 +27,10 @@ POSTPROCESS = POSTPROCESS_CANDIDATES[4]
 """Whole-tumour components under 1 mL removed: what the bundled recipe's cross-validation chose."""
 
 
-def score_case(segmenter: Segmenter, case: Path) -> dict:
+def score_case(segmenter: Segmenter, case: Path, subsets: tuple[tuple[str, ...], ...]) -> dict:
     name = case.name
     scores = {}
-    for subset in SUBSETS:
+    for subset in subsets:
         files = {role: case / f"{name}_{role}.nii.gz" for role in subset}
         result = segmenter({**files, "seg": case / f"{name}_seg.nii.gz"}, prepare="off")
         scores[subset_name(subset)] = {"metrics": result.metrics, "volumes_ml": result.volumes_ml,
@@ -37,7 +38,8 @@ def score_case(segmenter: Segmenter, case: Path) -> dict:
     return {"case_id": name, "subsets": scores}
 
 
-def main(run: Path, variant: str, cases: Path, out: Path, folds: list[int]) -> None:
+def main(run: Path, variant: str, cases: Path, out: Path, folds: list[int],
+         subsets: tuple[tuple[str, ...], ...] = SUBSETS) -> None:
     scored = json.loads(out.read_text()) if out.is_file() else {"postprocess": POSTPROCESS.to_dict(),
                                                                  "variant": variant, "cases": []}
     done = {c["fold"] for c in scored["cases"]}
@@ -47,12 +49,18 @@ def main(run: Path, variant: str, cases: Path, out: Path, folds: list[int]) -> N
         segmenter = Segmenter(run / f"fold{fold}" / variant / "last.pt", "cpu", bf16=False)
         segmenter.postprocess = POSTPROCESS
         for name in json.loads((run / f"fold{fold}" / "cases.json").read_text())["test"]:
-            scored["cases"].append({**score_case(segmenter, cases / name), "fold": fold})
+            scored["cases"].append({**score_case(segmenter, cases / name, subsets), "fold": fold})
             print(f"fold {fold}: {name}", flush=True)
         write_json(out, scored)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 6:
+    args = sys.argv[1:]
+    chosen = SUBSETS
+    if "--sets" in args:
+        at = args.index("--sets")
+        chosen = tuple(tuple(name.split("+")) for name in args[at + 1].split(","))
+        del args[at:at + 2]
+    if len(args) < 5:
         raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), [int(f) for f in sys.argv[5:]])
+    main(Path(args[0]), args[1], Path(args[2]), Path(args[3]), [int(f) for f in args[4:]], chosen)
