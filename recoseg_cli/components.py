@@ -21,25 +21,49 @@ def components_by_size(whole: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     """The components of a whole-tumour mask: its labelled array, the labels largest component first, and each
     label's voxel count (indexed by label - 1)."""
     labelled, count = ndimage.label(whole, CONNECTIVITY)
-    sizes = ndimage.sum_labels(whole, labelled, range(1, count + 1))
-    return labelled, np.argsort(-sizes) + 1, sizes
+    sizes = np.bincount(labelled.ravel(), minlength=count + 1)[1:]
+    return labelled, np.argsort(-sizes, kind="stable") + 1, sizes
+
+
+def tumour_box(whole: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of a mask's voxels (the whole array when it is empty): every component, and every
+    distance between components, lies inside it."""
+    box = ndimage.find_objects(whole.astype(np.uint8))
+    return box[0] if box else tuple(slice(0, n) for n in whole.shape)
+
+
+def distances_from_largest(labelled: np.ndarray, labels: np.ndarray, zooms: tuple[float, float, float]) -> np.ndarray:
+    """Each component's distance (mm, indexed by label - 1) from its nearest voxel to the largest component's
+    nearest voxel; 0 for the largest. The nearest voxel of the largest is on its surface, so only surface voxels
+    are searched."""
+    if len(labels) < 2:
+        return np.zeros(len(labels))
+    from scipy.spatial import cKDTree  # only here: 0.15 s of import that a single lesion does not need
+
+    largest = labelled == labels[0]
+    surface = largest & ~ndimage.binary_erosion(largest)
+    others = (labelled > 0) & ~largest
+    distance, _ = cKDTree(np.argwhere(surface) * zooms).query(np.argwhere(others) * zooms)
+    nearest = np.full(len(labels), np.inf)
+    nearest[labels[0] - 1] = 0.0
+    np.minimum.at(nearest, labelled[others] - 1, distance)
+    return nearest
 
 
 def lesion_components(masks: dict[str, np.ndarray], probability: np.ndarray,
                       zooms: tuple[float, float, float]) -> list[dict]:
     """Whole-tumour components, largest first: volume (mL), core and enhancing volumes, mean whole-tumour
     probability and distance (mm) from the largest component."""
-    labelled, labels, sizes = components_by_size(masks["whole"])
+    box = tumour_box(masks["whole"])
+    labelled, labels, sizes = components_by_size(masks["whole"][box])
     if len(labels) == 0:
         return []
     voxel_ml = float(np.prod(zooms)) / 1000.0
     index = range(1, len(labels) + 1)
     order = labels - 1
-    largest = labelled == labels[0]
-    distance = ndimage.distance_transform_edt(~largest, sampling=zooms)
-    nearest = ndimage.minimum(distance, labelled, index)
-    means = ndimage.mean(probability, labelled, index)
-    core, enhancing = (ndimage.sum_labels(masks[r], labelled, index) for r in ("core", "enhancing"))
+    nearest = distances_from_largest(labelled, labels, zooms)
+    means = ndimage.mean(probability[box], labelled, index)
+    core, enhancing = (ndimage.sum_labels(masks[r][box], labelled, index) for r in ("core", "enhancing"))
     return [{"ml": round(float(sizes[k]) * voxel_ml, 3), "core_ml": round(float(core[k]) * voxel_ml, 3),
              "enhancing_ml": round(float(enhancing[k]) * voxel_ml, 3),
              "mean_probability": round(float(means[k]), 3), "distance_mm": round(float(nearest[k]), 1)}

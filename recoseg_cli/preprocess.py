@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from recoseg_cli.errors import InputError
 
@@ -53,22 +52,52 @@ def normalize(volume: np.ndarray, mask: np.ndarray, clip: float) -> np.ndarray:
     return out
 
 
-def _resize(stack: np.ndarray, size: int, mode: Mode) -> np.ndarray:
+@lru_cache(maxsize=32)
+def linear_weights(source: int, target: int, antialias: bool) -> np.ndarray:
+    """The (target, source) matrix of 1D linear interpolation with half-pixel centres (``align_corners=False``), as
+    torch's ``interpolate(mode="bilinear")``: with ``antialias`` when shrinking, a triangle filter widened by the
+    scale, its weights normalized at the borders; otherwise the two nearest source pixels, clamped at the borders."""
+    scale = source / target
+    centres = scale * (np.arange(target) + 0.5)
+    weights = np.zeros((target, source))
+    if antialias and scale > 1:
+        first = np.maximum((centres - scale + 0.5).astype(int), 0)
+        last = np.minimum((centres + scale + 0.5).astype(int), source)
+        for i in range(target):
+            taps = np.arange(first[i], last[i])
+            weights[i, taps] = np.maximum(0.0, 1.0 - np.abs((taps - centres[i] + 0.5) / scale))
+        return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
+    position = np.maximum(centres - 0.5, 0.0)
+    low = np.minimum(position.astype(int), source - 1)
+    high = np.minimum(low + 1, source - 1)
+    fraction = position - low
+    rows = np.arange(target)
+    np.add.at(weights, (rows, low), 1.0 - fraction)
+    np.add.at(weights, (rows, high), fraction)
+    return weights.astype(np.float32)
+
+
+def _linear(stack: np.ndarray, size: int, antialias: bool) -> np.ndarray:
+    """(N, H, W) float32 slices resized to (N, size, size) by separable linear interpolation."""
+    count, height, width = stack.shape
+    rows = linear_weights(height, size, antialias)
+    columns = linear_weights(width, size, antialias)
+    along_columns = np.ascontiguousarray(stack, dtype=np.float32).reshape(count * height, width) @ columns.T
+    return np.matmul(rows, along_columns.reshape(count, height, size))  # one large product first: 4x faster
+
+
+def resize_slices(stack: np.ndarray, size: int, mode: Mode) -> np.ndarray:
     """Resize (N, H, W) slices to (N, size, size)."""
     if stack.shape[1] == size and stack.shape[2] == size:
         return stack.copy()
     if mode == "label":
         labels = np.unique(stack)
-        onehot = torch.from_numpy(np.stack([stack == v for v in labels], 1).astype(np.float32))
-        scores = F.interpolate(onehot, size=(size, size), mode="bilinear", align_corners=False)
-        return labels[scores.argmax(1).numpy()].astype(stack.dtype)
-    tensor = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[:, None]
-    if mode == "nearest":
-        out = F.interpolate(tensor, size=(size, size), mode="nearest-exact")
-    else:
-        shrinking = size < stack.shape[1]
-        out = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
-    return out[:, 0].numpy().astype(stack.dtype)
+        scores = np.stack([_linear(stack == v, size, antialias=False) for v in labels], 1)
+        return labels[scores.argmax(1)].astype(stack.dtype)
+    if mode == "nearest":  # nearest-exact: the source pixel whose centre is nearest
+        rows, columns = (np.minimum(((np.arange(size) + 0.5) * n / size).astype(int), n - 1) for n in stack.shape[1:])
+        return stack[:, rows][:, :, columns]
+    return _linear(stack, size, antialias=size < stack.shape[1]).astype(stack.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -115,18 +144,23 @@ class SliceTransform:
             raise ValueError(f"volume shape {volume.shape} does not match transform {self.volume_shape}")
         sx, sy, bx, by = self._box()
         box = np.full((len(self.slices), self.side, self.side), fill, dtype=volume.dtype)
-        box[:, bx, by] = np.moveaxis(volume[sx, sy][:, :, list(self.slices)], 2, 0)
-        return _resize(box, self.size, mode)
+        box[:, bx, by] = np.moveaxis(volume[sx, sy, self._slice_index()], 2, 0)
+        return resize_slices(box, self.size, mode)
 
     def inverse(self, slices: np.ndarray, mode: Mode = "linear", fill: float = 0.0) -> np.ndarray:
         """Put (N, S, S) slice outputs back into the (X, Y, Z) grid; other voxels get ``fill``."""
         if slices.shape != (len(self.slices), self.size, self.size):
             raise ValueError(f"expected slices of shape {(len(self.slices), self.size, self.size)}, got {slices.shape}")
-        box = _resize(slices, self.side, mode)
+        box = resize_slices(slices, self.side, mode)
         sx, sy, bx, by = self._box()
         volume = np.full(self.volume_shape, fill, dtype=slices.dtype)
-        volume[sx, sy, list(self.slices)] = np.moveaxis(box[:, bx, by], 0, 2)
+        volume[sx, sy, self._slice_index()] = np.ascontiguousarray(np.moveaxis(box[:, bx, by], 0, 2))
         return volume
+
+    def _slice_index(self) -> slice | list[int]:
+        """The brain slices as a range where they are consecutive (a fast copy), else as a list."""
+        first, last = self.slices[0], self.slices[-1]
+        return slice(first, last + 1) if last - first + 1 == len(self.slices) else list(self.slices)
 
 
 @dataclass

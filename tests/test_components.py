@@ -2,7 +2,10 @@
 
 import numpy as np
 
-from recoseg_cli.components import DISTANT_MM, distant_warning, lesion_components
+from scipy import ndimage
+
+from recoseg_cli.components import (DISTANT_MM, components_by_size, distances_from_largest, distant_warning,
+                                   lesion_components, tumour_box)
 
 
 def test_components_are_listed_largest_first_with_their_distance_and_distant_ones_are_flagged():
@@ -21,3 +24,16 @@ def test_components_are_listed_largest_first_with_their_distance_and_distant_one
     assert len(warning) == 1 and warning[0].startswith("1 tumour component(s) lie more than 20 mm")
     assert distant_warning(found[:2]) == [] and lesion_components({**masks, "whole": ~np.ones_like(whole)},
                                                                   whole * 0.0, (1.0, 1.0, 1.0)) == []
+
+
+def test_distances_agree_with_a_distance_transform_on_anisotropic_voxels():
+    rng = np.random.default_rng(1)
+    for trial in range(6):
+        whole = ndimage.binary_dilation((rng.random((30, 40, 20)) > 0.985) & (rng.random((30, 40, 20)) > 0.3))
+        zooms = (1.0, 0.9, 3.0 + trial)
+        labelled, labels, _ = components_by_size(whole)
+        box = tumour_box(whole)
+        reference = ndimage.minimum(ndimage.distance_transform_edt(labelled != labels[0], sampling=zooms), labelled,
+                                    range(1, len(labels) + 1))
+        assert len(labels) > 3 and np.allclose(distances_from_largest(labelled, labels, zooms), reference)
+        assert np.array_equal(components_by_size(whole[box])[2], components_by_size(whole)[2])

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from conftest import write_nifti
 from recoseg_cli.io.nifti import load_volume, save_volume
 from recoseg_cli.metrics import dice
-from recoseg_cli.preprocess import BACKGROUND, PreprocessConfig, SliceTransform, brain_mask, normalize, slice_patient
+from recoseg_cli.preprocess import (BACKGROUND, PreprocessConfig, SliceTransform, resize_slices, brain_mask, normalize,
+                                   slice_patient)
 from test_nifti_io import AXCODES, affine_for
 
 
@@ -113,3 +114,20 @@ def test_demo_patient_labels_round_trip_at_120():
     restored = transform.inverse(transform.forward(volumes.seg, "label"), "label")
     assert set(np.unique(restored)) <= {0, 1, 2, 4}
     assert dice(restored > 0, volumes.seg > 0) >= 0.97
+
+
+@settings(max_examples=25, deadline=None)
+@given(source=st.integers(5, 250), target=st.sampled_from([7, 120, 160]), seed=st.integers(0, 10**6))
+def test_resize_agrees_with_torch_interpolate(source, target, seed):
+    """The slice resize is torch's bilinear (antialiased when shrinking) and nearest-exact interpolation, which the
+    bundled weights were trained with."""
+    import torch
+    import torch.nn.functional as F
+
+    stack = np.random.default_rng(seed).standard_normal((2, source, source)).astype(np.float32)
+    tensor = torch.from_numpy(stack)[:, None]
+    linear = F.interpolate(tensor, size=(target, target), mode="bilinear", align_corners=False,
+                           antialias=target < source)[:, 0].numpy()
+    nearest = F.interpolate(tensor, size=(target, target), mode="nearest-exact")[:, 0].numpy()
+    assert np.abs(resize_slices(stack, target, "linear") - linear).max() < 2e-4
+    assert np.array_equal(resize_slices(stack, target, "nearest"), nearest)
