@@ -15,7 +15,7 @@ __all__ = [*API, "__version__"]
 
 
 def __getattr__(name: str):
-    """Load the API (and torch) on first use, so that ``recoseg --help`` and typos stay fast."""
+    """Load the API on first use, so that ``recoseg --help`` and typos stay fast."""
     if name in API:
         from recoseg_cli import api
 

@@ -12,23 +12,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import torch
 from scipy import ndimage
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML, mask_warnings, sequence_statistics, sequence_warnings
 from recoseg_cli.constants import CONDITION_MODALITIES, FLUID_SENSITIVE, MODALITIES
 from recoseg_cli.components import distant_warning, lesion_components
 from recoseg_cli.devices import inference_batch_size, resolve_device
-from recoseg_cli.diffusion.samplers import SAMPLERS, SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SAMPLERS, SamplerConfig
 from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.discovery import Patient, discover_patient, patient_from_paths
 from recoseg_cli.io.nifti import Geometry, to_image, write_image
 from recoseg_cli.io.outputs import check_nifti_output
 from recoseg_cli.metrics import region_metrics
-from recoseg_cli.networks import SegmentationNet, StageOne, build_synthesizer, synthesizer_weights
 from recoseg_cli.pipeline import (PreparedPatient, assemble, needs_synthesis, prepare_patient,
                                   presence, require_fluid_sensitive, residual_slices, restack_in_brain,
                                   takes_subsets)
@@ -38,8 +37,14 @@ from recoseg_cli.prepare.exam import PreparedExam, prepare_exam, readiness
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
+from recoseg_cli.runtime import Runtime, load_model
 from recoseg_cli.sequences import missing_sequence_warnings
 from recoseg_cli.weights import ENV_VAR, SUBSET_MODEL, Weights, load_weights, resolve_weights_path
+
+if TYPE_CHECKING:
+    import torch
+
+    from recoseg_cli.networks import StageOne
 
 PatientLike = str | Path | Mapping[str, str | Path] | Patient
 """A patient folder, a mapping of modality (flair, t1, t1ce, t2, optional seg) to file, or a discovered Patient."""
@@ -176,19 +181,22 @@ class Segmenter:
                  min_component_ml: float | None = None, whole_tumour: bool = False, labels: str | None = None,
                  sampler: str | SamplerConfig | None = None, steps: int = 1, seed: int = 0,
                  batch_size: int | None = None, bf16: bool = True, force: bool = False, tta: bool = False,
-                 model: str | None = None):
+                 model: str | None = None, runtime: Runtime = "auto"):
         self.options = dict(device=device, threshold=threshold, min_component_ml=min_component_ml,
                             whole_tumour=whole_tumour, labels=labels, sampler=sampler, steps=steps, seed=seed,
-                            batch_size=batch_size, bf16=bf16, force=force, tta=tta)
+                            batch_size=batch_size, bf16=bf16, force=force, tta=tta, runtime=runtime)
         self.default_model = weights is None and model is None and not os.environ.get(ENV_VAR)
         """Whether these are the default bundled weights, which hand an exam they cannot take (sequences missing
         beyond T1ce) to the bundled any-subset model."""
-        self.device = resolve_device(device)
         self.force, self.tta = force, tta
-        self.batch_size = inference_batch_size(self.device, batch_size)
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
         path, checksum = resolve_weights_path(Path(weights) if weights is not None else None, model)
-        self.weights: Weights = load_weights(path, ("seg",), checksum)
+        loaded = load_model(path, checksum, runtime, device, bf16, batch_size)
+        self.weights: Weights = loaded.weights
+        self.network, self.synthesizer = loaded.segmenter, loaded.stage_one
+        self.device, self.batch_size = loaded.device, loaded.batch_size
+        self.runtime, self.precision = loaded.runtime, loaded.precision
+        """The library that runs the networks (with its version) and their precision, for the report."""
         extra = self.weights.extra
         self.channels = tuple(extra["channels"])
         self.preprocess = PreprocessConfig(**extra["preprocess"])
@@ -202,10 +210,6 @@ class Segmenter:
         self.postprocess = replace(
             chosen, threshold=chosen.threshold if threshold is None else threshold,
             min_component_ml=chosen.min_component_ml if min_component_ml is None else min_component_ml)
-        self.network = SegmentationNet.from_weights(self.weights, self.device, bf16)
-        self.synthesizer = None
-        if extra.get("ddpm") is not None:
-            self.synthesizer = build_synthesizer(synthesizer_weights(self.weights), self.device, bf16)
 
     def __call__(self, patient: PatientLike | PreparedExam, *, probabilities: bool = False, residual: bool = False,
                  synth: bool = False, uncertainty: bool = False, prepare: str = "auto",
@@ -501,6 +505,8 @@ def load_stage_one(weights: Path | None, device, bf16: bool = True,
                    model: str | None = None) -> tuple[Weights, StageOne, PreprocessConfig]:
     """The DDPM (or regressor) of a DDPM, regressor or segmenter weights file (the bundled ``model`` by default),
     and its slice settings."""
+    from recoseg_cli.networks import build_synthesizer, synthesizer_weights
+
     path, checksum = resolve_weights_path(weights, model)
     loaded = synthesizer_weights(load_weights(path, ("ddpm", "regressor", "seg"), checksum))
     return loaded, build_synthesizer(loaded, device, bf16), PreprocessConfig(**loaded.extra["preprocess"])

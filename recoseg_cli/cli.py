@@ -19,7 +19,8 @@ from recoseg_cli.allocator import keep_freed_memory
 from recoseg_cli.cli_models import COMMANDS
 from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, MODEL, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
                                      STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Model, Prepare,
-                                     Sampler, label_scheme, parse_shard, patient_from_options, sampler_config)
+                                     RuntimeChoice, Sampler, label_scheme, parse_shard, patient_from_options,
+                                     sampler_config)
 from recoseg_cli.console import console, error
 from recoseg_cli.errors import InputError, RecosegError
 
@@ -122,7 +123,11 @@ def segment(
                                                      "device) or .csv (one row per patient)."),
     seed: int = SEED,
     batch_size: Optional[int] = BATCH_SIZE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where it is faster than fp32 (a GPU with "
+                                                              "bf16, a CPU with AMX)."),
+    runtime: RuntimeChoice = typer.Option("auto", help="What runs the networks: onnx (ONNX Runtime, CPU, fp32, "
+                                                       "torch never imported), torch, or auto (onnx on a CPU where "
+                                                       "the weights have an ONNX export and bf16 does not pay)."),
     labels: Labels = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),
@@ -173,7 +178,7 @@ def segment(
         sampler=sampler_config(sampler, steps, 999, 0.0) if sampler else None, seed=seed, batch_size=batch_size,
         threshold=threshold, min_component_ml=min_component, whole_tumour_only=whole_tumour, save=save, overlay=overlay,
         report=report, overwrite=overwrite, skip_existing=skip_existing, shard=shards,
-        label_scheme=scheme, quiet=quiet, bf16=bf16, force=force, tta=tta, prepare=prepare,
+        label_scheme=scheme, quiet=quiet, bf16=bf16, runtime=runtime, force=force, tta=tta, prepare=prepare,
         keep_prepared=keep_prepared, qc=qc)
     studies = study_folders(input) if study else []
     if len(studies) == 1:
@@ -240,7 +245,7 @@ for name, command in COMMANDS.items():
     app.command(name)(command)
 
 COMMAND_ORDER = ("segment", "prepare", "synthesize", "residual", "train", "crossval", "benchmark", "preprocess",
-                 "make-cohort", "make-dicom")
+                 "make-cohort", "make-dicom", "export-onnx")
 app.registered_commands.sort(key=lambda command: COMMAND_ORDER.index(command.name or command.callback.__name__))
 
 USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

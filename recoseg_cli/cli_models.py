@@ -10,8 +10,9 @@ from typing import Literal, Optional
 
 import typer
 
-from recoseg_cli.cli_options import (BATCH_DICE, DEEP_SUPERVISION, DEVICE, QUIET, Labels, Model, Sampler, label_scheme,
-                                     parse_shape, parse_source_weights, parse_widths, sampler_config)
+from recoseg_cli.cli_options import (BATCH_DICE, DEEP_SUPERVISION, DEVICE, QUIET, Labels, Model, RuntimeChoice,
+                                     Sampler, label_scheme, parse_shape, parse_source_weights, parse_widths,
+                                     sampler_config)
 from recoseg_cli.console import console, progress_bar
 from recoseg_cli.errors import InputError
 
@@ -96,6 +97,19 @@ def make_dicom(
                       f"into {output}", soft_wrap=True)
 
 
+def export_onnx(
+    weights: Path = typer.Argument(..., help="A segmenter weights file (.pt) whose stage 1 is the L1 regressor."),
+    quiet: bool = QUIET,
+) -> None:
+    """Export weights to ONNX beside them (NAME.onnx, NAME.stage1.onnx), so `segment --weights NAME.pt` runs them
+    with ONNX Runtime on a CPU, without torch."""
+    from recoseg_cli.onnx_networks import export_onnx as export
+
+    written = export(weights)
+    if not quiet:
+        console.print(f"wrote {', '.join(str(p) for p in written)}", soft_wrap=True)
+
+
 def benchmark(
     out: Optional[Path] = typer.Option(None, "-o", "--output", "--out",
                                        help="Folder for results.json/.csv/.md and the PNG plots."),
@@ -124,6 +138,8 @@ def benchmark(
                                                            "or fp32 throughout (as on CPUs without bf16)."),
     model: Optional[Model] = typer.Option(None, help="Speed study: the bundled model to time [default: the "
                                                      "default model]."),
+    runtime: RuntimeChoice = typer.Option("auto", help="Speed study: what runs the timed segment's networks "
+                                                       "(segment --runtime)."),
     quiet: bool = QUIET,
 ) -> None:
     """Compare ReCoSeg with UNet2D, UNet3D, DDMM-Synth and ablations on equal terms, and time it."""
@@ -135,9 +151,10 @@ def benchmark(
              "--repeats": None if repeats == 1 else repeats,
              **{f"--{k.replace('_', '-')}": v for k, v in overrides.items()}}
     flags = [flag for flag, on in (("--quick", quick), ("--speed-only", speed_only), ("--full-samplers", full_samplers),
-                                   ("--no-bf16", not bf16), (f"--model {model}", model)) if on]
+                                   ("--no-bf16", not bf16), (f"--model {model}", model),
+                                   (f"--runtime {runtime}", runtime != "auto")) if on]
     command = " ".join(["recoseg benchmark", *flags, *(f"{k} {v}" for k, v in given.items() if v is not None)])
-    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16, model=model)
+    plan = replace(make_plan(quick, seed, repeats, full_samplers, overrides), bf16=bf16, model=model, runtime=runtime)
     run_benchmark(plan, out, data, device, speed_only, quiet, command)
 
 
@@ -389,5 +406,5 @@ class _StepClock:
         return (step - self.first[0]) / max(now - self.first[1], 1e-9)
 
 
-COMMANDS = {"preprocess": preprocess, "make-cohort": make_cohort, "make-dicom": make_dicom, "train": train,
-            "crossval": crossval, "benchmark": benchmark}
+COMMANDS = {"preprocess": preprocess, "make-cohort": make_cohort, "make-dicom": make_dicom, "export-onnx": export_onnx,
+            "train": train, "crossval": crossval, "benchmark": benchmark}

@@ -15,6 +15,7 @@ Labels = Literal["auto", "brats2020", "brats2023"]
 Sampler = Literal["onestep", "ddim", "ddpm"]
 Prepare = Literal["auto", "off", "full"]
 Model = Literal["accurate", "ddpm", "fast", "hires", "any-subset"]
+RuntimeChoice = Literal["auto", "onnx", "torch"]
 """Bundled models (``weights.BUNDLED_MODELS``)."""
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summary; warnings and errors still print.")
 
@@ -92,7 +93,7 @@ OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs.")
 
 def sampler_config(name: str, steps: int, start_step: int, eta: float):
     """--sampler, --steps, --start-step and --eta as a checked SamplerConfig."""
-    from recoseg_cli.diffusion.samplers import SamplerConfig
+    from recoseg_cli.diffusion.sampler_config import SamplerConfig
 
     if not 0 <= start_step <= 999 or steps > 1000:
         raise InputError("--start-step must be in 0..999 and --steps at most 1000")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from recoseg_cli.regions import CONNECTIVITY
+from recoseg_cli.regions import CONNECTIVITY, bounding_box
 
 DISTANT_MM = 20.0
 """A component whose nearest voxel lies farther than this from the largest component is flagged for review."""
@@ -25,25 +25,17 @@ def components_by_size(whole: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return labelled, np.argsort(-sizes, kind="stable") + 1, sizes
 
 
-def tumour_box(whole: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of a mask's voxels (the whole array when it is empty): every component, and every
-    distance between components, lies inside it."""
-    box = ndimage.find_objects(whole.astype(np.uint8))
-    return box[0] if box else tuple(slice(0, n) for n in whole.shape)
-
-
 def distances_from_largest(labelled: np.ndarray, labels: np.ndarray, zooms: tuple[float, float, float]) -> np.ndarray:
     """Each component's distance (mm, indexed by label - 1) from its nearest voxel to the largest component's
-    nearest voxel; 0 for the largest. The nearest voxel of the largest is on its surface, so only surface voxels
-    are searched."""
+    nearest voxel; 0 for the largest. Nearest voxels lie on the components' surfaces, so only those are searched."""
     if len(labels) < 2:
         return np.zeros(len(labels))
     from scipy.spatial import cKDTree  # only here: 0.15 s of import that a single lesion does not need
 
     largest = labelled == labels[0]
-    surface = largest & ~ndimage.binary_erosion(largest)
-    others = (labelled > 0) & ~largest
-    distance, _ = cKDTree(np.argwhere(surface) * zooms).query(np.argwhere(others) * zooms)
+    surfaces = (labelled > 0) & ~ndimage.binary_erosion(labelled > 0)
+    others = surfaces & ~largest
+    distance, _ = cKDTree(np.argwhere(surfaces & largest) * zooms).query(np.argwhere(others) * zooms)
     nearest = np.full(len(labels), np.inf)
     nearest[labels[0] - 1] = 0.0
     np.minimum.at(nearest, labelled[others] - 1, distance)
@@ -54,7 +46,7 @@ def lesion_components(masks: dict[str, np.ndarray], probability: np.ndarray,
                       zooms: tuple[float, float, float]) -> list[dict]:
     """Whole-tumour components, largest first: volume (mL), core and enhancing volumes, mean whole-tumour
     probability and distance (mm) from the largest component."""
-    box = tumour_box(masks["whole"])
+    box = bounding_box(masks["whole"])
     labelled, labels, sizes = components_by_size(masks["whole"][box])
     if len(labels) == 0:
         return []

@@ -23,7 +23,7 @@ from recoseg_cli.data.clinical_variants import source_case
 from recoseg_cli.data.institutions import institution
 from recoseg_cli.devices import machine_description, resolve_device
 from recoseg_cli.diffusion.losses import DiffusionLossConfig
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.io.json_io import write_json

@@ -1,4 +1,4 @@
-"""The trained networks at inference: stage 1 (DDPM or L1 regressor) synthesizes T1ce, stage 2 (the U-Net)
+"""The trained networks run by torch: stage 1 (DDPM or L1 regressor) synthesizes T1ce, stage 2 (the U-Net)
 outputs tumour-region probabilities; both run over slices in batches, the 3D baseline by sliding window."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import numpy as np
 import torch
 
 from recoseg_cli.devices import autocast
-from recoseg_cli.diffusion.samplers import Denoiser, SamplerConfig, sample
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
+from recoseg_cli.diffusion.samplers import Denoiser, sample
 from recoseg_cli.diffusion.schedule import NoiseSchedule
-from recoseg_cli.errors import InputError
 from recoseg_cli.models.unet import UNet, UNetConfig
 from recoseg_cli.preprocess import BACKGROUND
+from recoseg_cli.slice_networks import Regressor, SegmentationNet
 from recoseg_cli.weights import Weights, nested_weights
 
 
@@ -26,20 +27,21 @@ def prepare_model(model: UNet, device: torch.device) -> UNet:
     return model.to(device).eval().to(memory_format=model.memory_format)
 
 
-@torch.no_grad()
-def predict_slices(model: UNet, inputs: np.ndarray, device: torch.device, bf16: bool, batch_size: int,
-                   on_batch=None) -> np.ndarray:
-    """Outputs (N, K, S, S) of a time-free U-Net over inputs (N, C, S, S), in batches."""
-    out = np.empty((len(inputs), model.config.out_channels) + inputs.shape[2:], dtype=np.float32)
-    for lo in range(0, len(inputs), batch_size):
-        hi = min(lo + batch_size, len(inputs))
-        x = torch.from_numpy(np.ascontiguousarray(inputs[lo:hi], dtype=np.float32)).to(device)
-        with autocast(device, bf16):
-            output = model(x.contiguous(memory_format=torch.channels_last))
-        out[lo:hi] = output.float().cpu().numpy()
-        if on_batch:
-            on_batch(hi - lo)
-    return out
+class TorchSlices:
+    """A time-free U-Net run by torch on ``device``, channels-last, bf16 autocast where enabled and it pays."""
+
+    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
+        self.model = prepare_model(model, device)
+        self.device = device
+        self.bf16 = bf16
+        self.out_channels = model.config.out_channels
+
+    @torch.no_grad()
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.bf16):
+            output = self.model(x)
+        return output.float().cpu().numpy()
 
 
 def window_starts(length: int, size: int, overlap: float) -> list[int]:
@@ -123,26 +125,6 @@ class Synthesizer:
         return out
 
 
-class Regressor:
-    """A deterministic U-Net that maps FLAIR, T1, T2 to T1ce directly (the L1 baseline of stage 1)."""
-
-    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
-        self.model = prepare_model(model, device)
-        self.device = device
-        self.bf16 = bf16
-
-    def synthesize(self, conditions: np.ndarray, brain: np.ndarray, sampler: SamplerConfig | None = None,
-                   seed: int = 0, batch_size: int = 32, start: np.ndarray | None = None, on_batch=None) -> np.ndarray:
-        """Same interface as ``Synthesizer.synthesize``; seed and start are ignored, a sampler other than the
-        default one-step one is refused (a regressor does not sample)."""
-        if sampler not in (None, SamplerConfig()):
-            raise InputError(f"sampler {sampler.name} ({sampler.steps} steps): stage 1 of these weights is a "
-                             "deterministic L1 regressor, which does not sample; choose DDPM weights (--model ddpm)")
-        out = np.clip(predict_slices(self.model, conditions, self.device, self.bf16, batch_size, on_batch)[:, 0], -1, 1)
-        out[~brain.astype(bool)] = BACKGROUND
-        return out
-
-
 StageOne = Synthesizer | Regressor
 """Anything with ``synthesize(conditions, brain, sampler, seed, batch_size, start)``."""
 
@@ -155,23 +137,10 @@ def synthesizer_weights(weights: Weights) -> Weights:
 def build_synthesizer(weights: Weights, device: torch.device, bf16: bool = True) -> StageOne:
     """The stage-1 model of ``weights``: the DDPM, or the deterministic regressor."""
     if weights.stage == "regressor":
-        return Regressor(unet_from_weights(weights), device, bf16)
+        return Regressor(TorchSlices(unet_from_weights(weights), device, bf16))
     return Synthesizer.from_weights(weights, device, bf16)
 
 
-class SegmentationNet:
-    """A trained segmentation U-Net bound to a device and precision."""
-
-    def __init__(self, model: UNet, device: torch.device, bf16: bool = True):
-        self.model = prepare_model(model, device)
-        self.device = device
-        self.bf16 = bf16
-
-    @classmethod
-    def from_weights(cls, weights: Weights, device: torch.device, bf16: bool = True) -> SegmentationNet:
-        return cls(unet_from_weights(weights), device, bf16)
-
-    def predict(self, inputs: np.ndarray, brain: np.ndarray, batch_size: int = 32, on_batch=None) -> np.ndarray:
-        """Probabilities (N, K, S, S), one channel per trained region, for inputs (N, C, S, S); 0 outside the brain."""
-        logits = predict_slices(self.model, inputs, self.device, self.bf16, batch_size, on_batch)
-        return (1.0 / (1.0 + np.exp(-logits))) * brain[:, None]
+def torch_segmenter(weights: Weights, device: torch.device, bf16: bool = True) -> SegmentationNet:
+    """The segmenter of ``weights`` run by torch."""
+    return SegmentationNet(TorchSlices(unet_from_weights(weights), device, bf16))

@@ -94,8 +94,9 @@ def resize_slices(stack: np.ndarray, size: int, mode: Mode) -> np.ndarray:
         labels = np.unique(stack)
         scores = np.stack([_linear(stack == v, size, antialias=False) for v in labels], 1)
         return labels[scores.argmax(1)].astype(stack.dtype)
-    if mode == "nearest":  # nearest-exact: the source pixel whose centre is nearest
-        rows, columns = (np.minimum(((np.arange(size) + 0.5) * n / size).astype(int), n - 1) for n in stack.shape[1:])
+    if mode == "nearest":  # nearest-exact: the source pixel whose centre is nearest (in float32, as torch rounds ties)
+        rows, columns = (np.minimum(((np.arange(size, dtype=np.float32) + np.float32(0.5)) *
+                                     (np.float32(n) / np.float32(size))).astype(int), n - 1) for n in stack.shape[1:])
         return stack[:, rows][:, :, columns]
     return _linear(stack, size, antialias=size < stack.shape[1]).astype(stack.dtype, copy=False)
 

@@ -6,12 +6,12 @@ import os
 import platform
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import nibabel
 import numpy as np
-import torch
 
 from recoseg_cli import __version__
 
@@ -47,8 +47,18 @@ def peak_rss_gb() -> float | None:
 
 
 def package_versions() -> dict[str, str]:
-    return {"recoseg": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    """Versions of the packages a result depends on; torch and ONNX Runtime from their installed metadata (reading it
+    does not import them)."""
+    return {"recoseg": __version__, "torch": installed_version("torch"),
+            "onnxruntime": installed_version("onnxruntime"), "numpy": np.__version__,
             "nibabel": nibabel.__version__, "python": platform.python_version()}
+
+
+def installed_version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 class StageTimer:

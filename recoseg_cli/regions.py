@@ -92,11 +92,21 @@ def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     """Remove connected components (26-connectivity) smaller than ``min_voxels``."""
     if min_voxels <= 0 or not mask.any():
         return mask
-    labels, _ = ndimage.label(mask, CONNECTIVITY)
+    box = bounding_box(mask)
+    labels, _ = ndimage.label(mask[box], CONNECTIVITY)
     sizes = np.bincount(labels.ravel())
     keep = sizes >= min_voxels
     keep[0] = False
-    return keep[labels]
+    kept = np.zeros_like(mask)
+    kept[box] = keep[labels]
+    return kept
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of a mask's voxels (the whole array when it is empty): every component, and every
+    distance between components, lies inside it."""
+    box = ndimage.find_objects(mask.astype(np.uint8))
+    return box[0] if box else tuple(slice(0, n) for n in mask.shape)
 
 
 def region_masks(probabilities: dict[str, np.ndarray], config: PostprocessConfig,

@@ -7,12 +7,13 @@ import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from recoseg_cli.errors import InputError, WeightsError
 from recoseg_cli.io.outputs import write_atomically
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT = "recoseg-weights/1"
 
@@ -60,6 +61,8 @@ class Weights:
 
 def save_weights(path: Path, stage: str, model: nn.Module, extra: dict) -> None:
     """Write a model's config and fp32 tensors, loadable with ``torch.load(weights_only=True)``."""
+    import torch
+
     payload = weights_payload(stage, model, extra)
     write_atomically(Path(path), lambda tmp: torch.save(payload, tmp))
 
@@ -115,6 +118,8 @@ def load_weights(path: Path, stages: tuple[str, ...], expected_sha256: str | Non
     if expected_sha256 is not None and digest != expected_sha256:
         raise WeightsError(f"{path}: sha256 {digest[:12]}... does not match the recorded {expected_sha256[:12]}...; "
                            "the file is corrupt or was replaced")
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -50,14 +50,15 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     """A tiny DDPM, a tiny segmenter and a tiny any-subset segmenter trained for a few steps on three tiny
-    patients."""
+    patients; and a tiny segmenter whose stage 1 is a tiny L1 regressor (exportable to ONNX)."""
     from recoseg_cli.data.build_cache import build_cache
-    from recoseg_cli.diffusion.samplers import SamplerConfig
+    from recoseg_cli.diffusion.sampler_config import SamplerConfig
     from recoseg_cli.models.unet import UNetConfig
     from recoseg_cli.preprocess import PreprocessConfig
     from recoseg_cli.training.ddpm_task import DDPMStageConfig
+    from recoseg_cli.training.regressor_task import RegressorStageConfig
     from recoseg_cli.training.loop import TrainConfig
-    from recoseg_cli.training.run import train_ddpm, train_seg
+    from recoseg_cli.training.run import train_ddpm, train_regressor, train_seg
     from recoseg_cli.pipeline import ANY_SUBSET_CHANNELS
     from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 
@@ -77,5 +78,10 @@ def tiny_weights(tmp_path_factory) -> dict[str, Path]:
     subsets = segmenter_stage(ANY_SUBSET_CHANNELS, widths=(8, 16), sequence_dropout=0.5)
     train_seg(root / "cache", root / "subsets", subsets, train, preprocess, root / "ddpm" / "best.pt", SamplerConfig(),
               device="cpu")
+    regressor = RegressorStageConfig(UNetConfig(in_channels=3, out_channels=1, widths=(8, 16), time_embedding=False,
+                                                attention=False))
+    train_regressor(root / "cache", root / "regressor", regressor, train, preprocess, device="cpu")
+    train_seg(root / "cache", root / "seg_regressor", seg, train, preprocess, root / "regressor" / "best.pt",
+              SamplerConfig(), device="cpu")
     return {"ddpm": root / "ddpm" / "best.pt", "seg": root / "seg" / "best.pt", "cache": root / "cache",
-            "subsets": root / "subsets" / "best.pt"}
+            "subsets": root / "subsets" / "best.pt", "seg_regressor": root / "seg_regressor" / "best.pt"}

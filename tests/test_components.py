@@ -5,7 +5,8 @@ import numpy as np
 from scipy import ndimage
 
 from recoseg_cli.components import (DISTANT_MM, components_by_size, distances_from_largest, distant_warning,
-                                   lesion_components, tumour_box)
+                                   lesion_components)
+from recoseg_cli.regions import bounding_box
 
 
 def test_components_are_listed_largest_first_with_their_distance_and_distant_ones_are_flagged():
@@ -32,7 +33,7 @@ def test_distances_agree_with_a_distance_transform_on_anisotropic_voxels():
         whole = ndimage.binary_dilation((rng.random((30, 40, 20)) > 0.985) & (rng.random((30, 40, 20)) > 0.3))
         zooms = (1.0, 0.9, 3.0 + trial)
         labelled, labels, _ = components_by_size(whole)
-        box = tumour_box(whole)
+        box = bounding_box(whole)
         reference = ndimage.minimum(ndimage.distance_transform_edt(labelled != labels[0], sampling=zooms), labelled,
                                     range(1, len(labels) + 1))
         assert len(labels) > 3 and np.allclose(distances_from_largest(labelled, labels, zooms), reference)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from recoseg_cli.diffusion.samplers import SamplerConfig, ddim_step, ddpm_step, sample, spaced_timesteps
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
+from recoseg_cli.diffusion.samplers import ddim_step, ddpm_step, sample, spaced_timesteps
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 from recoseg_cli.models.unet import UNet, UNetConfig
 

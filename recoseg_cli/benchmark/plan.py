@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.regions import REGIONS
 from recoseg_cli.training.seg_task import SEGMENTER_WIDTHS
 
@@ -88,6 +88,8 @@ class Plan:
     """Precision of the speed study (``--no-bf16``: fp32 throughout, as on CPUs without bf16)."""
     model: str | None = None
     """Bundled model the speed study times (``weights.BUNDLED_MODELS``; None: the default)."""
+    runtime: str = "auto"
+    """What runs the networks of the timed `segment` (``runtime.RUNTIMES``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

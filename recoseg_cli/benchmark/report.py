@@ -176,7 +176,8 @@ def speed_markdown(speed: dict) -> list[str]:
                  f"{speed['threads']} threads)", "",
              f"`recoseg segment` on the four images of {Path(segment['patient']).name} (no segmentation file; "
              f"{segment['slices']} slices, weights {Path(speed.get('weights', 'bundled')).name}, "
-             f"{segment['precision']}): median wall {segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
+             f"{segment.get('runtime', 'torch')}, {segment['precision']}): median wall "
+             f"{segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
              f"run{'s' if segment['repeats'] > 1 else ''}, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis "
              f"{segment['synthesis_slices_per_s']:.0f} "
              f"slices/s, segmentation {segment['segmentation_slices_per_s']:.0f} slices/s.", "",
@@ -185,8 +186,8 @@ def speed_markdown(speed: dict) -> list[str]:
              "| median s | " + " | ".join(f"{v:.2f}" for v in segment["stage_seconds"].values()) + " |", "",
              "Matrix-product peak (2048²): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in
                                                          speed["matmul_peak_gflops"].items()), "",
-             "| Network | Parameters | GFLOPs/slice | ms/slice fp32 | ms/slice bf16 | GFLOP/s fp32 (of peak) "
-             "| GFLOP/s bf16 (of peak) |", "|---|---|---|---|---|---|---|"]
+             "| Network | Parameters | GFLOPs/slice | ms/slice fp32 | ms/slice bf16 | ms/slice ONNX Runtime (fp32) "
+             "| GFLOP/s fp32 (of peak) | GFLOP/s bf16 (of peak) |", "|---|---|---|---|---|---|---|---|"]
     for name, row in speed["networks"].items():
         def achieved(p):
             if f"gflops_per_s_{p}" not in row:
@@ -194,7 +195,7 @@ def speed_markdown(speed: dict) -> list[str]:
             return f"{row[f'gflops_per_s_{p}']:.0f} ({_fmt(row[f'fraction_of_peak_{p}'], 2)})"
         lines.append(f"| {name} | {row['parameters'] / 1e6:.2f} M | {row['gflops_per_slice']:.2f} | "
                      f"{_fmt(row.get('ms_per_slice_fp32'), 1)} | {_fmt(row.get('ms_per_slice_bf16'), 1)} | "
-                     f"{achieved('fp32')} | {achieved('bf16')} |")
+                     f"{_fmt(row.get('ms_per_slice_onnx'), 1)} | {achieved('fp32')} | {achieved('bf16')} |")
     samplers = speed["samplers"]
     subset = samplers[0]["slices"]
     how = (f"on {subset} fixed tumour slices; seconds per patient extrapolated to all brain slices"

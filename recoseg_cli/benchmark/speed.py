@@ -21,11 +21,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from recoseg_cli.benchmark.plan import Plan
 from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.synthetic import write_cohort
-from recoseg_cli.devices import autocast, bf16_supported, cpu_model, resolve_device
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.devices import autocast, bf16_supported, cpu_model, inference_batch_size, resolve_device
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice, residual_ratio
-from recoseg_cli.networks import SegmentationNet, build_synthesizer, synthesizer_weights
+from recoseg_cli.onnx_networks import OnnxSlices, has_onnx_export, onnx_files
+from recoseg_cli.networks import StageOne, Synthesizer, build_synthesizer, synthesizer_weights, torch_segmenter
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, residual
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
@@ -45,7 +46,7 @@ def speed_patient(work: Path) -> Path:
 
 
 def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool,
-                peer: Callable[[], float] | None = None, model: str | None = None) -> dict:
+                peer: Callable[[], float] | None = None, model: str | None = None, runtime: str = "auto") -> dict:
     """Median seconds per stage of `recoseg segment` run as users run it, and the peak memory of those runs.
 
     The command segments a copy of the patient's four images without its segmentation file, as a user's
@@ -63,7 +64,7 @@ def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool
         report = out_dir / "report.json"
         command = [sys.executable, "-m", "recoseg_cli", "segment", str(images), "-o", str(out_dir / "mask.nii.gz"),
                    "--report", str(report), "--overwrite", "-q", "--device", device,
-                   "--bf16" if bf16 else "--no-bf16", *(("--model", model) if model else ())]
+                   "--bf16" if bf16 else "--no-bf16", "--runtime", runtime, *(("--model", model) if model else ())]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         walls.append(time.perf_counter() - start)
@@ -76,6 +77,7 @@ def stage_times(patient: Path, work: Path, repeats: int, device: str, bf16: bool
            "wall_seconds_median": statistics.median(walls), "wall_seconds": walls,
            "peak_rss_gb": max((r["peak_rss_gb"] or float("nan") for r in reports), default=float("nan")),
            "slices": slices, "precision": reports[0]["precision"], "device": reports[0]["device"],
+           "runtime": reports[0]["runtime"],
            "synthesis_slices_per_s": slices / max(stages["synthesis"], 1e-9),
            "segmentation_slices_per_s": slices / max(stages["segmentation"], 1e-9)}
     if peer_seconds:
@@ -145,13 +147,16 @@ def gflops_per_call(model: nn.Module, inputs: tuple) -> float:
 
 def network_costs(weights: Weights, device: torch.device, repeats: int, peak: dict[str, float]) -> dict:
     """Parameters, GFLOPs per slice, ms per slice and achieved GFLOP/s of a segmenter file's stage-1 model (keyed
-    "ddpm" or "regressor") and segmenter."""
+    "ddpm" or "regressor") and segmenter, in batches as `segment` runs them: by torch in fp32 and (where the
+    hardware has it, whether or not it pays) bf16, and by ONNX Runtime where the weights have an export."""
     size = weights.extra["preprocess"]["size"]
     stage_one = synthesizer_weights(weights)
-    models = {stage_one.stage: build_synthesizer(stage_one, device).model,
-              "segmenter": SegmentationNet.from_weights(weights, device).model}
+    models = {stage_one.stage: torch_holder(build_synthesizer(stage_one, device)).model,
+              "segmenter": torch_segmenter(weights, device).network.model}
+    exported = dict(zip(("segmenter", stage_one.stage), onnx_files(weights.path))) \
+        if device.type == "cpu" and has_onnx_export(weights.path) else {}
     out = {}
-    batch = 32
+    batch = inference_batch_size(device)
     for name, model in models.items():
         channels = model.config.in_channels
         x = torch.randn(batch, channels, size, size, device=device).contiguous(memory_format=torch.channels_last)
@@ -163,14 +168,22 @@ def network_costs(weights: Weights, device: torch.device, repeats: int, peak: di
                 continue
 
             def forward():
-                with torch.no_grad(), autocast(device, precision == "bf16"):
+                with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"):
                     model(*args)
             seconds = _median_seconds(forward, repeats, device) / batch
             row[f"ms_per_slice_{precision}"] = seconds * 1000
             row[f"gflops_per_s_{precision}"] = flops / seconds
             row[f"fraction_of_peak_{precision}"] = flops / seconds / peak[precision] if precision in peak else None
+        if name in exported:
+            network, slices = OnnxSlices(exported[name]), x.float().cpu().numpy()
+            row["ms_per_slice_onnx"] = _median_seconds(lambda: network(slices), repeats, device) / batch * 1000
         out[name] = row
     return out
+
+
+def torch_holder(stage_one: StageOne):
+    """What holds stage 1's torch network as its ``model``: the DDPM's synthesizer, or the regressor's network."""
+    return stage_one if isinstance(stage_one, Synthesizer) else stage_one.network
 
 
 class TimedModel(nn.Module):
@@ -210,9 +223,10 @@ def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[S
     synthesizer = build_synthesizer(stage_one, device, bf16)
     if stage_one.stage == "regressor":
         settings = (SamplerConfig(),)
-    segmenter = SegmentationNet.from_weights(weights, device, bf16)
-    timed = TimedModel(synthesizer.model, device)
-    synthesizer.model = timed
+    segmenter = torch_segmenter(weights, device, bf16)
+    holder = torch_holder(synthesizer)
+    timed = TimedModel(holder.model, device)
+    holder.model = timed
     index = sampler_slices(prepared, count)
     images, brain, seg = (prepared.sliced.images[index], prepared.sliced.brain[index], prepared.sliced.seg[index])
     tumour = seg > 0
@@ -285,7 +299,7 @@ def run_speed(plan: Plan, work: Path, device_name: str, log: Log) -> dict:
     weights = load_weights(path, ("seg",), checksum)
     prepared = prepare_patient(discover_patient(patient), PreprocessConfig(**weights.extra["preprocess"]))
     peer = segresnet_timer(prepared, device, plan.bf16) if plan.peers else None
-    stages = stage_times(patient, work, plan.speed_repeats, device_name, plan.bf16, peer, plan.model)
+    stages = stage_times(patient, work, plan.speed_repeats, device_name, plan.bf16, peer, plan.model, plan.runtime)
     log(f"segment: {stages['wall_seconds_median']:.1f} s per patient (median of {plan.speed_repeats}, "
         f"{stages['precision']}), peak RSS {stages['peak_rss_gb']:.2f} GB")
     if "ratio_to_segresnet" in stages:

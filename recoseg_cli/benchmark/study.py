@@ -18,12 +18,12 @@ from recoseg_cli.crossval import DDPM_RECIPE, assign_folds
 from recoseg_cli.data.build_cache import build_cache
 from recoseg_cli.data.synthetic import SyntheticConfig, write_cohort
 from recoseg_cli.devices import resolve_device
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, slice_dice, volume_metrics
 from recoseg_cli.models.unet import UNetConfig
-from recoseg_cli.networks import (SegmentationNet, build_synthesizer, prepare_model, synthesizer_weights,
+from recoseg_cli.networks import (build_synthesizer, prepare_model, synthesizer_weights, torch_segmenter,
                                   unet_from_weights)
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, presence, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig, normalize
@@ -198,7 +198,7 @@ def predictor(weights, device) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
         model = prepare_model(unet_from_weights(weights), device)
         patch = tuple(weights.extra["patch"])
         return lambda inputs, brain: stack_probabilities(model, inputs, brain, patch, device)
-    return SegmentationNet.from_weights(weights, device).predict
+    return torch_segmenter(weights, device).predict
 
 
 def system_inputs(system: System, prepared: PreparedPatient, synth: np.ndarray | None,

@@ -9,8 +9,7 @@ import nibabel as nib
 
 from recoseg_cli.api import STAGES as PREDICT_STAGES, SegmentationResult, Segmenter
 from recoseg_cli.console import console, progress_bar, warn
-from recoseg_cli.devices import precision_name
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import write_image
@@ -66,6 +65,8 @@ class SegmentOptions:
     label_scheme: str | None = None
     quiet: bool = False
     bf16: bool = True
+    runtime: str = "auto"
+    """Which library runs the networks (``runtime.RUNTIMES``)."""
     force: bool = False
     tta: bool = False
     prepare: str = "auto"
@@ -79,7 +80,7 @@ class SegmentOptions:
         return Segmenter(self.weights, self.device, threshold=self.threshold, min_component_ml=self.min_component_ml,
                          whole_tumour=self.whole_tumour_only, labels=self.label_scheme, sampler=self.sampler,
                          seed=self.seed, batch_size=self.batch_size, bf16=self.bf16,
-                         force=self.force, tta=self.tta, model=self.model)
+                         force=self.force, tta=self.tta, model=self.model, runtime=self.runtime)
 
 
 def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options: SegmentOptions, on_stage=None,
@@ -154,7 +155,7 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "regions": list(segmenter.targets),
         "weights": str(segmenter.weights.path), "weights_sha256": segmenter.weights.sha256,
         "tta": segmenter.tta, "device": str(segmenter.device),
-        "precision": precision_name(segmenter.device, segmenter.bf16),
+        "runtime": segmenter.runtime, "precision": segmenter.precision,
         "peak_rss_gb": peak_rss_gb(), "versions": package_versions(),
     }
     if result.preparation is not None:

