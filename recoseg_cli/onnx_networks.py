@@ -56,30 +56,34 @@ class OnnxSlices:
         return self.session.run(None, {self.input_name: batch})[0]
 
     def weights(self, path: Path, sha256: str) -> Weights:
-        """The recorded settings as a ``Weights`` without tensors."""
+        """The recorded settings as a ``Weights`` without tensors, for the weights file at ``path``."""
         meta = self.metadata
         return Weights(path, meta["stage"], meta["model_config"], {}, meta["extra"], sha256)
 
 
-def load_onnx_model(weights_path: Path, checksums: tuple[str | None, str | None] = (None, None)
+def load_onnx_model(weights_path: Path, checksums: tuple[str | None, ...] = (None, None, None)
                     ) -> tuple[Weights, SegmentationNet, Regressor | None]:
-    """The segmenter (and regressor, when the weights have one) exported from ``weights_path``; ``checksums`` are
-    the ONNX files' recorded sha256 (bundled weights). Refuses an export that does not match the weights file."""
+    """The segmenter (and regressor, when the weights have one) exported from ``weights_path``, with the weights
+    file's path and sha256 as their provenance; ``checksums`` are the recorded sha256 of the weights file and of
+    its two ONNX files (bundled weights). Refuses an export that does not match the weights file."""
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise WeightsError(f"{weights_path}: weights file not found")
     segmenter_path, stage_one_path = onnx_files(weights_path)
-    for path, expected in zip((segmenter_path, stage_one_path), checksums):
+    for path, expected in zip((weights_path, segmenter_path, stage_one_path), checksums):
         if expected is not None and path.is_file() and sha256_of(path) != expected:
             raise WeightsError(f"{path}: sha256 does not match the recorded one; the file is corrupt or was replaced")
     segmenter = OnnxSlices(segmenter_path)
-    weights = segmenter.weights(segmenter_path, sha256_of(segmenter_path))
-    if Path(weights_path).is_file() and sha256_of(Path(weights_path)) != segmenter.metadata["source_sha256"]:
-        raise WeightsError(f"{segmenter_path}: was exported from other weights than {Path(weights_path).name}; "
+    digest = sha256_of(weights_path)
+    if digest != segmenter.metadata["source_sha256"]:
+        raise WeightsError(f"{segmenter_path}: was exported from other weights than {weights_path.name}; "
                            f"export it again (recoseg export-onnx {weights_path})")
     stage_one = None
     if segmenter.metadata["stage_one"]:
         if not stage_one_path.is_file():
             raise WeightsError(f"{stage_one_path}: not found; {segmenter_path.name} needs its stage 1 beside it")
         stage_one = Regressor(OnnxSlices(stage_one_path))
-    return weights, SegmentationNet(segmenter), stage_one
+    return segmenter.weights(weights_path, digest), SegmentationNet(segmenter), stage_one
 
 
 def has_onnx_export(weights_path: Path) -> bool:

@@ -69,9 +69,8 @@ def load_model(path: Path, checksum: str | None, runtime: Runtime, device: str, 
                batch_size: int | None) -> LoadedModel:
     """A segmenter weights file's networks on the chosen runtime; bundled files are checked against their sums."""
     if choose_runtime(runtime, path, device, bf16) == "onnx":
-        bundled = checksum is not None
-        sums = tuple(bundled_checksum(p.name) if bundled else None for p in onnx_files(path))
-        weights, segmenter, stage_one = load_onnx_model(path, sums)
+        exported_sums = tuple(bundled_checksum(p.name) if checksum else None for p in onnx_files(path))
+        weights, segmenter, stage_one = load_onnx_model(path, (checksum, *exported_sums))
         return LoadedModel(weights, segmenter, stage_one, f"onnxruntime {installed_version('onnxruntime')}", "cpu",
                            "fp32", inference_batch_size("cpu", batch_size))
     import torch
