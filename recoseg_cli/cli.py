@@ -126,8 +126,9 @@ def segment(
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where it is faster than fp32 (a GPU with "
                                                               "bf16, a CPU with AMX)."),
     runtime: RuntimeChoice = typer.Option("auto", help="What runs the networks: onnx (ONNX Runtime, CPU, fp32, "
-                                                       "torch never imported), torch, or auto (onnx on a CPU where "
-                                                       "the weights have an ONNX export and bf16 does not pay)."),
+                                                       "torch never imported), torch, or auto (one patient on a "
+                                                       "CPU: onnx where the weights have an ONNX export and bf16 "
+                                                       "does not pay; several patients: torch)."),
     labels: Labels = typer.Option("auto", help="Label scheme of the output mask and of ground-truth files: brats2020 "
                                             "(1/2/4), brats2023 (1/2/3), or auto (from the file names)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Several patients: skip those already done."),

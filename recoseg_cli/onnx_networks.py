@@ -43,7 +43,6 @@ class OnnxSlices:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = cpu_threads()
         options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads would take a core
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             self.metadata = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import TINY, run_cli
 from recoseg_cli.api import Segmenter
+from recoseg_cli.data.synthetic import write_patient
 from recoseg_cli.metrics import dice
 from recoseg_cli.onnx_networks import export_onnx, onnx_files
 from recoseg_cli.regions import region_mask
@@ -99,3 +100,14 @@ def test_bundled_onnx_masks_agree_with_torch_on_a_real_case(model):
         difference = np.abs(p - q)[(p > 0) | (q > 0)]
         assert np.percentile(difference, 99.9) < 1e-3 and difference.max() < 0.05, region
         assert dice(region_mask(a.labels, region), region_mask(b.labels, region)) >= 0.999, region
+
+
+def test_a_cohort_runs_torch_under_auto_and_onnx_when_asked(exported, tiny_volumes, tmp_path, capsys):
+    for name in ("A", "B"):
+        write_patient(tmp_path / "cohort" / name, name, tiny_volumes, TINY.affine)
+    for runtime, expected in (("auto", "torch"), ("onnx", "onnxruntime")):
+        report = tmp_path / f"{runtime}.json"
+        code, _, err = run_cli(["segment", tmp_path / "cohort", "-o", tmp_path / runtime, "--weights", exported,
+                                "--runtime", runtime, "--report", report, "--device", "cpu", "-q"], capsys)
+        cases = json.loads(report.read_text())["cases"]
+        assert code == 0 and [c["runtime"].split()[0] for c in cases] == [expected, expected], err
