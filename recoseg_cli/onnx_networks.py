@@ -69,20 +69,22 @@ def load_onnx_model(weights_path: Path, checksums: tuple[str | None, ...] = (Non
     if not weights_path.is_file():
         raise WeightsError(f"{weights_path}: weights file not found")
     segmenter_path, stage_one_path = onnx_files(weights_path)
-    for path, expected in zip((weights_path, segmenter_path, stage_one_path), checksums):
-        if expected is not None and path.is_file() and sha256_of(path) != expected:
+    paths = (weights_path, segmenter_path, stage_one_path)
+    digests = {path: sha256_of(path) for path in paths if path.is_file()}
+    for path, expected in zip(paths, checksums):
+        if expected is not None and path in digests and digests[path] != expected:
             raise WeightsError(f"{path}: sha256 does not match the recorded one; the file is corrupt or was replaced")
-    segmenter = OnnxSlices(segmenter_path)
-    digest = sha256_of(weights_path)
-    if digest != segmenter.metadata["source_sha256"]:
-        raise WeightsError(f"{segmenter_path}: was exported from other weights than {weights_path.name}; "
-                           f"export it again (recoseg export-onnx {weights_path})")
-    stage_one = None
-    if segmenter.metadata["stage_one"]:
+    networks = [OnnxSlices(segmenter_path)]
+    if networks[0].metadata["stage_one"]:
         if not stage_one_path.is_file():
             raise WeightsError(f"{stage_one_path}: not found; {segmenter_path.name} needs its stage 1 beside it")
-        stage_one = Regressor(OnnxSlices(stage_one_path))
-    return segmenter.weights(weights_path, digest), SegmentationNet(segmenter), stage_one
+        networks.append(OnnxSlices(stage_one_path))
+    for path, network in zip((segmenter_path, stage_one_path), networks):
+        if network.metadata["source_sha256"] != digests[weights_path]:
+            raise WeightsError(f"{path}: was exported from other weights than {weights_path.name}; "
+                               f"export it again (recoseg export-onnx {weights_path})")
+    stage_one = Regressor(networks[1]) if len(networks) > 1 else None
+    return networks[0].weights(weights_path, digests[weights_path]), SegmentationNet(networks[0]), stage_one
 
 
 def has_onnx_export(weights_path: Path) -> bool:
