@@ -3,7 +3,8 @@
 ``onnx``: ONNX Runtime on the CPU in fp32, from the weights' ONNX export; `segment` then never imports torch
 (about 2 s of a 2-core CPU's command). ``torch``: GPUs, bf16 autocast where it pays (``devices.bf16_pays``), DDPM
 sampling, and weights without an export. ``auto`` takes ONNX Runtime where it can run the weights on the CPU and
-bf16 does not pay, else torch.
+bf16 does not pay, else torch; `recoseg segment` on a folder of patients asks for torch
+(``commands.cohort.COHORT_RUNTIME``).
 """
 
 from __future__ import annotations
