@@ -228,8 +228,8 @@ def prepare(
     output: Path = typer.Option(..., "-o", "--output", help="Folder to write the prepared exam into."),
     qc: Optional[Path] = typer.Option(None, help="Quality-control picture (PNG, JPEG, PDF or SVG)."),
     device: str = DEVICE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast in brain extraction where the "
-                                                              "hardware supports it."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast in brain extraction where it "
+                                                              "is faster than fp32 (a GPU with bf16, a CPU with AMX)."),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
     flair: Optional[Path] = FLAIR, t1: Optional[Path] = T1, t1ce: Optional[Path] = T1CE, t2: Optional[Path] = T2,

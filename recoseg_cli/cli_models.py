@@ -134,8 +134,8 @@ def benchmark(
                                                                     "[default: 400; --quick: 10]."),
     seg_steps: Optional[int] = typer.Option(None, min=1, help="Steps of each segmenter [default: 300; --quick: 10]."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Slices per step [default: 16; --quick: 4]."),
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where supported, "
-                                                           "or fp32 throughout (as on CPUs without bf16)."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Speed study precision: bf16 autocast where it pays "
+                                                           "(a GPU with bf16, a CPU with AMX), or fp32 throughout."),
     model: Optional[Model] = typer.Option(None, help="Speed study: the bundled model to time [default: the "
                                                      "default model]."),
     runtime: RuntimeChoice = typer.Option("auto", help="Speed study: what runs the timed segment's networks "
@@ -193,7 +193,8 @@ def crossval(
     only_fold: Optional[int] = typer.Option(None, min=0, help="Train and score this fold only (to run folds side "
                                                              "by side); a run without it writes the summary."),
     device: str = DEVICE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where it is faster than fp32 "
+                                                              "(a GPU with bf16, a CPU with AMX)."),
     quick: bool = typer.Option(False, "--quick", help="A smoke run of every code path in minutes, not a measurement: "
                                                       "2 folds over the first 6 cases, 5 steps per model, 32 x 32 "
                                                       "slices, networks 8/16, the recoseg variant."),
@@ -261,7 +262,8 @@ def train(
     lr: float = typer.Option(2e-4, help="Peak learning rate (AdamW, warm-up then cosine)."),
     seed: int = typer.Option(0, help="Seed of initialisation, sampling, noise, splits and the labelled subset."),
     device: str = DEVICE,
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where the hardware supports it."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="bf16 autocast where it is faster than fp32 "
+                                                              "(a GPU with bf16, a CPU with AMX)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's checkpoint."),
     init_weights: Optional[Path] = typer.Option(None, help="Start from these weights (same stage and network): "
                                                            "fine-tuning with a fresh optimizer and schedule."),

@@ -406,7 +406,7 @@ def results_markdown(results: dict) -> str:
              f"{'L1 regressor' if config.residual_from == 'regressor' else 'DDPM'}, lr {config.seg_lr}, widths "
              f"{list(config.seg_widths)}{', batch Dice' if config.batch_dice else ''}"
              f"{', deep supervision' if config.deep_supervision else ''}), batch {config.batch_size}, "
-             f"slices {config.size}², {'bf16 autocast where supported' if config.bf16 else 'fp32'}, "
+             f"slices {config.size}², {'bf16 autocast where it pays' if config.bf16 else 'fp32'}, "
              f"seed {config.seed}.",
              "", "Every case is scored once, in its own voxel grid, by the models of the fold that held it out. Dice "
              "counts every case (1 when prediction and truth are both empty, 0 when only one is); HD95 only the "

@@ -48,7 +48,7 @@ def run_benchmark(plan: Plan, out: Path | None, data: Path | None, device: str, 
                  "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
                  "budgets": budget_text(plan), "plan": plan.to_dict(), "seconds": time.perf_counter() - start,
                  "precision": f"training and inference {precision_name(resolve_device(device))} (bf16 autocast where "
-                              "the hardware supports it)"},
+                              "it pays: a GPU with bf16, a CPU with AMX)"},
         "study": study, "rows": aggregate(study) if study else [], "speed": speed,
     }
     if not quiet and study:
