@@ -1,7 +1,8 @@
 """Device selection and mixed precision: bf16 autocast only where it is faster than fp32.
 
-Measured with the bundled networks (``examples/speed/``): on a CPU with AMX, bf16 autocast is 2-3x faster than
-fp32; with AVX512-BF16 alone it is slower (15 against 11 ms per slice on a 2-core Xeon); GPUs with bf16 gain.
+With the bundled networks on a 2-core Xeon with AVX512-BF16 but no AMX, bf16 autocast is slower than fp32 (15
+against 11 ms per slice, ``examples/speed/``); it pays on CPUs with AMX (2-3x, not measured here: no such CPU
+was at hand) and on GPUs with bf16.
 torch is imported only by the functions that need it.
 """
 
@@ -18,6 +19,7 @@ from recoseg_cli.errors import InputError
 
 if TYPE_CHECKING:
     import torch
+
 
 def nvidia_gpu_present() -> bool:
     """Whether an NVIDIA driver is loaded (without importing torch): with none, ``auto`` can only mean the CPU."""

@@ -26,10 +26,9 @@ from recoseg_cli.metrics import summary_stats
 from recoseg_cli.regions import REGIONS, region_mask, region_volumes_ml
 
 COHORT_RUNTIME = "torch"
-"""What runs a cohort's networks under ``--runtime auto``: torch, whose import a cohort pays once and whose
-convolutions ran 10-30% faster per slice than ONNX Runtime's on the CPU measured (20 patients on a 2-core Xeon:
-82.7 s against 109.8 s; ``examples/speed/README.md``). One patient's command takes ONNX Runtime, which spares
-the import."""
+"""What runs a cohort's networks under ``--runtime auto``: torch, whose import a cohort pays once (20 patients on
+a 2-core Xeon: 84.8 and 90.7 s with torch, 99.6 and 99.0 s with ONNX Runtime; ``examples/speed/README.md``).
+One patient's command takes ONNX Runtime, which spares the import."""
 
 
 @dataclass
@@ -88,7 +87,8 @@ def segment_cohort(root: Path, out_dir: Path, options: SegmentOptions,
     for folder in created:
         Path(folder).mkdir(parents=True, exist_ok=True)
     previous = _previous_reports(options.report) if resuming else {}
-    segmenter = replace(options, runtime=COHORT_RUNTIME if options.runtime == "auto" else options.runtime).segmenter()
+    runtime = COHORT_RUNTIME if options.runtime == "auto" else options.runtime
+    segmenter = replace(options, runtime=runtime).segmenter()
     results: list[CaseResult] = []
     interrupted = False
     with progress_bar(options.quiet) as progress:
