@@ -25,8 +25,8 @@ from recoseg_cli.devices import autocast, bf16_supported, cpu_model, inference_b
 from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice, residual_ratio
-from recoseg_cli.onnx_networks import OnnxSlices, has_onnx_export, onnx_files
 from recoseg_cli.networks import StageOne, Synthesizer, build_synthesizer, synthesizer_weights, torch_segmenter
+from recoseg_cli.onnx_networks import OnnxSlices, has_onnx_export, onnx_files
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, residual
 from recoseg_cli.preprocess import PreprocessConfig
 from recoseg_cli.regions import region_mask
