@@ -94,9 +94,6 @@ def has_onnx_export(weights_path: Path) -> bool:
 
 def export_onnx(weights_path: Path) -> list[Path]:
     """Export a segmenter weights file (and its regressor stage 1) to ONNX beside it; returns the files written."""
-    import warnings
-
-    import onnx
     import torch
 
     from recoseg_cli.io.outputs import write_atomically
@@ -113,23 +110,30 @@ def export_onnx(weights_path: Path) -> list[Path]:
     parts = [(segmenter_path, weights, extra, stage_one.stage if stage_one else None)]
     if stage_one is not None:
         parts.append((stage_one_path, stage_one, stage_one.extra, None))
+    size = int(weights.extra["preprocess"]["size"])
     for path, part, part_extra, part_stage_one in parts:
         model = unet_from_weights(part).eval()
-        size = int(weights.extra["preprocess"]["size"])
         example = torch.zeros(2, model.config.in_channels, size, size)
         metadata = {"stage": part.stage, "model_config": part.model_config, "extra": part_extra,
                     "source_sha256": weights.sha256, "stage_one": part_stage_one}
-
-        def write(tmp: Path, model=model, example=example, metadata=metadata) -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, (example,), str(tmp), input_names=["slices"], output_names=["outputs"],
-                                  dynamic_axes={"slices": {0: "batch", 2: "height", 3: "width"},
-                                                "outputs": {0: "batch", 2: "height", 3: "width"}},
-                                  opset_version=OPSET, dynamo=False)
-            exported = onnx.load(str(tmp))
-            entry = exported.metadata_props.add()
-            entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
-            onnx.save(exported, str(tmp))
-        write_atomically(path, write)
+        write_atomically(path, lambda tmp: _write_onnx(tmp, model, example, metadata))
     return [part[0] for part in parts]
+
+
+def _write_onnx(path: Path, model, example, metadata: dict) -> None:
+    """One network as ONNX (batch and slice size left free) with ``metadata`` under ``METADATA_KEY``."""
+    import warnings
+
+    import onnx
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notices
+        torch.onnx.export(model, (example,), str(path), input_names=["slices"], output_names=["outputs"],
+                          dynamic_axes={"slices": {0: "batch", 2: "height", 3: "width"},
+                                        "outputs": {0: "batch", 2: "height", 3: "width"}},
+                          opset_version=OPSET, dynamo=False)
+    exported = onnx.load(str(path))
+    entry = exported.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
+    onnx.save(exported, str(path))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from recoseg_cli.devices import cpu_has_amx, inference_batch_size, runs_on_cpu
+from recoseg_cli.devices import cpu_has_amx, inference_batch_size, precision_name, resolve_device, runs_on_cpu
 from recoseg_cli.errors import InputError
 from recoseg_cli.onnx_networks import has_onnx_export, load_onnx_model, onnx_files
 from recoseg_cli.provenance import installed_version
@@ -76,7 +76,6 @@ def load_model(path: Path, checksum: str | None, runtime: Runtime, device: str, 
                            "fp32", inference_batch_size("cpu", batch_size))
     import torch
 
-    from recoseg_cli.devices import precision_name, resolve_device
     from recoseg_cli.networks import build_synthesizer, synthesizer_weights, torch_segmenter
 
     torch_device = resolve_device(device)
