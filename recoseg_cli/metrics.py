@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from recoseg_cli.regions import REGIONS, region_mask
+from recoseg_cli.regions import REGIONS, bounding_box, region_mask
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
@@ -43,12 +43,6 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
-    """Slices of the smallest box holding ``mask``, grown by ``margin`` voxels (clipped to the array)."""
-    coords = np.nonzero(mask)
-    return tuple(slice(max(int(c.min()) - margin, 0), int(c.max()) + margin + 1) for c in coords)
-
-
 def hd95(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> float:
     """95th percentile Hausdorff distance (mm with ``spacing``); nan when either mask is empty.
 
@@ -58,7 +52,7 @@ def hd95(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> float:
     p, t = prediction.astype(bool), truth.astype(bool)
     if not p.any() or not t.any():
         return float("nan")
-    box = _bounding_box(p | t, margin=1)
+    box = bounding_box(p | t, margin=1)
     p, t = p[box], t[box]
     spacing = spacing or (1.0,) * p.ndim
     to_truth = ndimage.distance_transform_edt(~_surface(t), sampling=spacing)
@@ -126,7 +120,7 @@ def lesion_wise_dice(prediction: np.ndarray, truth: np.ndarray, dilation: int = 
     p, t = prediction.astype(bool), truth.astype(bool)
     if not p.any() and not t.any():
         return 1.0
-    box = _bounding_box(p | t, margin=dilation + 1)
+    box = bounding_box(p | t, margin=dilation + 1)
     p, t = p[box], t[box]
     connectivity = np.ones((3,) * t.ndim, bool)
     grouped, lesions = ndimage.label(ndimage.binary_dilation(t, connectivity, iterations=dilation) if t.any() else t,

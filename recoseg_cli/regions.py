@@ -102,11 +102,13 @@ def drop_small_components(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     return kept
 
 
-def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of a mask's voxels (the whole array when it is empty): every component, and every
-    distance between components, lies inside it."""
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
+    """The bounding box of a mask's voxels grown by ``margin`` voxels, clipped to the array (the whole array when
+    the mask is empty): every component, and every distance between components, lies inside it."""
     box = ndimage.find_objects(mask.astype(np.uint8))
-    return box[0] if box else tuple(slice(0, n) for n in mask.shape)
+    if not box:
+        return tuple(slice(0, n) for n in mask.shape)
+    return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box[0], mask.shape))
 
 
 def region_masks(probabilities: dict[str, np.ndarray], config: PostprocessConfig,

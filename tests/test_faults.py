@@ -37,6 +37,23 @@ def test_the_anatomy_match_is_one_for_any_contrast_of_the_same_anatomy_and_low_f
     assert np.isnan(structure_matches(anatomy, {"tiny": anatomy}, np.zeros_like(brain))["tiny"])
 
 
+def test_the_anatomy_match_in_the_brains_box_equals_the_whole_grids():
+    from scipy import ndimage
+
+    shape = (60, 70, 64)
+    anatomy, other = blobs(0, shape), blobs(1, shape)
+    brain = np.zeros(shape, bool)
+    brain[12:50, 15:58, 3:40] = True  # one side near the grid's border, the others far from it
+
+    def whole_grid(image: np.ndarray) -> np.ndarray:
+        inside = ndimage.binary_erosion(brain, iterations=4)
+        edges = ndimage.gaussian_gradient_magnitude(image, 1.5)[inside]
+        return (edges - edges.mean()) / edges.std()
+
+    expected = float(np.mean(whole_grid(anatomy) * whole_grid(other)))
+    assert structure_matches(anatomy, {"other": other}, brain)["other"] == pytest.approx(expected, abs=1e-6)
+
+
 def test_mirrored_flips_the_voxels_along_the_world_left_right_axis_and_keeps_the_header():
     image = sitk.GetImageFromArray(blobs(2))
     image.SetDirection((0, 0, 1, 1, 0, 0, 0, 1, 0))  # a sagittal grid: the voxel k axis runs along world x

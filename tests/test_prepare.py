@@ -18,6 +18,7 @@ from recoseg_cli.metrics import dice
 from recoseg_cli.prepare.brain_extraction import HDBetBrain
 from recoseg_cli.prepare.exam import readiness
 from recoseg_cli.prepare.faults import MATCH_FLOOR, MIRROR_MARGIN
+from recoseg_cli.prepare.registration import binned
 from recoseg_cli.regions import region_mask
 
 REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
@@ -70,6 +71,20 @@ def test_a_clinical_exam_is_prepared_segmented_and_mapped_back_to_its_t1ce_grid(
     assert 0 <= whole.min() and whole.max() <= 1  # the mask is the resampled probabilities, labelled on this grid
     assert np.all(whole[result.labels > 0] >= segmenter.postprocess.threshold)
     assert result.preparation["reasons"] == ["the sequences are on different grids"]
+
+
+def test_the_moving_image_is_binned_to_at_most_2_mm_over_the_same_extent():
+    image = sitk.GetImageFromArray(np.random.default_rng(0).random((12, 50, 80)).astype(np.float32))
+    image.SetSpacing((0.5, 0.9, 5.0))
+    image.SetOrigin((10.0, -20.0, 30.0))
+    coarse = binned(image, 2.0)
+    assert coarse.GetSpacing() == pytest.approx((2.0, 1.8, 5.0)) and coarse.GetSize() == (20, 25, 12)
+    corner = [-0.5, -0.5, -0.5]  # the outer corner of the first voxel: both images start at the same place
+    assert np.allclose(coarse.TransformContinuousIndexToPhysicalPoint(corner),
+                       image.TransformContinuousIndexToPhysicalPoint(corner))
+    assert float(sitk.GetArrayViewFromImage(coarse)[0, 0, 0]) == pytest.approx(
+        float(sitk.GetArrayViewFromImage(image)[0, :2, :4].mean()), rel=1e-5)  # each voxel the mean of its bin
+    assert binned(coarse, 2.0) is coarse
 
 
 def test_auto_leaves_a_ready_patient_on_the_direct_path_bit_identical(tiny_patient, tiny_weights, tmp_path, capsys):

@@ -223,13 +223,14 @@ def _sequence_faults(patient: Patient, ref: str, native: dict[str, sitk.Image], 
     """Each registered sequence's anatomy match with the reference ``ref``, as it is and mirrored left-right
     (registered again), and the faults and warnings they show (``faults``)."""
     others = [role for role in native if role != ref]
-    moved = {role: sitk.GetArrayFromImage(prepared[role]) for role in others}
+    moved = {role: prepared[role] for role in others}
     for role in others:
         flipped = mirrored(native[role])
         transform, _ = registrator.register(native[ref], flipped, str(patient.images[role]))
-        moved[f"{role} mirrored"] = sitk.GetArrayFromImage(sitk.Resample(flipped, grid, transform, sitk.sitkLinear,
-                                                                         0.0, sitk.sitkFloat32))
-    found = structure_matches(sitk.GetArrayFromImage(prepared[ref]), moved, sitk.GetArrayFromImage(brain) > 0)
+        moved[f"{role} mirrored"] = sitk.Resample(flipped, grid, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    view = sitk.GetArrayViewFromImage  # no copies: the images outlive the views
+    found = structure_matches(view(prepared[ref]), {name: view(image) for name, image in moved.items()},
+                              view(brain) > 0)
     matches = {role: {"as is": round(found[role], 4), "mirrored": round(found[f"{role} mirrored"], 4)}
                for role in others}
     faults, warnings = sequence_flags({role: patient.images[role].name for role in others}, matches, ref)
