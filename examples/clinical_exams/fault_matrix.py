@@ -8,7 +8,8 @@ THICK is ``make_thick_exams.py``'s output (``THICK/exams/<case>/``). For each ca
 - ``mirrored_t2``: its T2 with the voxels flipped left-right under the same header (``faults.mirrored``).
 
 Each record holds the anatomy matches (as is, mirrored), the refusals (``faults``), the warnings, the registration
-metrics and the seconds of each step. Cases already in OUT are skipped, so the script resumes.
+metrics and the seconds of each step. Cases already in OUT are skipped, so the script resumes. At the end, the
+matrix: per exam kind, the sequences concerned (all three for clean exams) refused, warned about, or silent.
 """
 
 import json
@@ -65,5 +66,27 @@ def main(thick: Path, out: Path) -> None:
         print(case, {kind: (len(r["faults"]), len(r["warnings"])) for kind, r in found[case].items()}, flush=True)
 
 
+def names_it(messages: list[str], role: str) -> bool:
+    return any(f"({role})" in message for message in messages)
+
+
+def matrix(found: dict) -> str:
+    """Per exam kind: sequences refused, warned about (not refused), silent; a clean exam's only flag is a false alarm."""
+    rows = ["| exams | refused | warned | silent |", "| --- | --- | --- | --- |"]
+    for kind in ("clean", "other_patient_flair", "mirrored_t2"):
+        refused = warned = silent = 0
+        for case in found.values():
+            report = case[kind]
+            names = ("flair", "t1", "t2") if kind == "clean" else (kind.split("_")[-1],)
+            for role in names:
+                is_refused, is_warned = names_it(report["faults"], role), names_it(report["warnings"], role)
+                refused += is_refused
+                warned += is_warned and not is_refused
+                silent += not (is_refused or is_warned)
+        rows.append(f"| {kind} | {refused} | {warned} | {silent} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]))
+    print(matrix(json.loads(Path(sys.argv[2]).read_text())))
