@@ -10,7 +10,8 @@ the brain (median 0, interquartile range 1):
 
 On the 38 real BraTS 2018 cases both statistics are positive (smallest 0.12 and 1.12), and on their thick-slice
 exams as prepared (0.03 and 0.94); swapping the pair negates them. Below ``SWAP_REFUSAL`` the result would be
-garbage and segmentation is refused (``force`` overrides); between it and 0 a warning is raised. Other mix-ups (T1 with T2, say) are not checked.
+garbage and segmentation is refused (``force`` overrides); between it and 0 a warning is raised. Other mix-ups
+(T1 with T2, say) are not checked.
 """
 
 from __future__ import annotations

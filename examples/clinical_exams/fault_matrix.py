@@ -71,7 +71,8 @@ def names_it(messages: list[str], role: str) -> bool:
 
 
 def matrix(found: dict) -> str:
-    """Per exam kind: sequences refused, warned about (not refused), silent; a clean exam's only flag is a false alarm."""
+    """Per exam kind: the sequences refused, warned about (not refused) and silent; on a clean exam, any flag is a
+    false alarm."""
     rows = ["| exams | refused | warned | silent |", "| --- | --- | --- | --- |"]
     for kind in ("clean", "other_patient_flair", "mirrored_t2"):
         refused = warned = silent = 0
