@@ -78,13 +78,13 @@ def standardized(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return (values - median) / max(float(high - low), 1e-6)
 
 
-def sequence_statistics(images: dict[str, np.ndarray], brain: np.ndarray) -> dict[str, float]:
+def sequence_statistics(images: dict[str, np.ndarray], brain: np.ndarray, rim: int = RIM_VOXELS) -> dict[str, float]:
     """Each pair check's statistic (positive when the roles look right), for the pairs whose images exist; computed
-    where every image is non-zero inside ``brain``, ``RIM_VOXELS`` in from that region's edge (none when that holds
+    where every image is non-zero inside ``brain``, ``rim`` voxels in from that region's edge (none when that holds
     under 1000 voxels)."""
     inside = brain & np.all([volume != 0 for volume in images.values()], axis=0)
     box = bounding_box(inside, 1)
-    core = ndimage.binary_erosion(inside[box], iterations=RIM_VOXELS)
+    core = ndimage.binary_erosion(inside[box], iterations=rim) if rim else inside[box]
     if core.sum() < 1000:
         return {}
     z = {name: standardized(volume[box], core) for name, volume in images.items()}

@@ -25,6 +25,8 @@ from recoseg_cli.prepare.exam import prepare_exam
 from recoseg_cli.prepare.faults import mirrored
 
 SEQUENCES = ("flair", "t1", "t1ce", "t2")
+CONCERNED = {"clean": ("flair", "t1", "t2"), "other_patient_flair": ("flair",), "mirrored_t2": ("t2",)}
+"""Per exam kind, the sequences its flags are counted for (on a clean exam, any flag is a false alarm)."""
 
 
 def faulty_exam(exam: Path, case: str, folder: Path, replace: dict[str, Path | sitk.Image]) -> Path:
@@ -74,12 +76,11 @@ def matrix(found: dict) -> str:
     """Per exam kind: the sequences refused, warned about (not refused) and silent; on a clean exam, any flag is a
     false alarm."""
     rows = ["| exams | refused | warned | silent |", "| --- | --- | --- | --- |"]
-    for kind in ("clean", "other_patient_flair", "mirrored_t2"):
+    for kind, roles in CONCERNED.items():
         refused = warned = silent = 0
         for case in found.values():
             report = case[kind]
-            names = ("flair", "t1", "t2") if kind == "clean" else (kind.split("_")[-1],)
-            for role in names:
+            for role in roles:
                 is_refused, is_warned = names_it(report["faults"], role), names_it(report["warnings"], role)
                 refused += is_refused
                 warned += is_warned and not is_refused

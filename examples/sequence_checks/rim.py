@@ -13,19 +13,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
-from recoseg_cli.checks import PAIR_CHECKS, SWAP_REFUSAL, standardized
+from recoseg_cli.checks import SWAP_REFUSAL, sequence_statistics
 
 RIMS = (0, 2, 3, 5)
-
-
-def statistics(images: dict, brain: np.ndarray, rim: int) -> dict:
-    inside = brain & np.all([v != 0 for v in images.values()], axis=0)
-    if rim:
-        inside = ndimage.binary_erosion(inside, iterations=rim)
-    z = {name: standardized(volume, inside) for name, volume in images.items()}
-    return {f"{c.first}/{c.second}": round(c.statistic(z), 3) for c in PAIR_CHECKS}
 
 
 def main(root: Path, out: Path) -> None:
@@ -38,8 +29,8 @@ def main(root: Path, out: Path) -> None:
         brain = (np.asarray(nib.load(str(mask)).dataobj) > 0 if mask.exists()
                  else np.any([v != 0 for v in images.values()], axis=0))
         swapped = dict(images, flair=images["t2"], t2=images["flair"], t1=images["t1ce"], t1ce=images["t1"])
-        found[name] = {"clean": {rim: statistics(images, brain, rim) for rim in RIMS},
-                       "swapped": {rim: statistics(swapped, brain, rim) for rim in RIMS}}
+        found[name] = {"clean": {rim: sequence_statistics(images, brain, rim) for rim in RIMS},
+                       "swapped": {rim: sequence_statistics(swapped, brain, rim) for rim in RIMS}}
     out.write_text(json.dumps(found, indent=1))
     for rim in RIMS:
         for pair in ("t1/t1ce", "flair/t2"):
