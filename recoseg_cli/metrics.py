@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from recoseg_cli.regions import REGIONS, bounding_box, region_mask
+from recoseg_cli.regions import REGIONS, bounding_box, nearest_distances, region_mask
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, empty: float = 1.0) -> float:
@@ -47,17 +47,18 @@ def hd95(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> float:
     """95th percentile Hausdorff distance (mm with ``spacing``); nan when either mask is empty.
 
     The larger of the two directed 95th percentiles of surface-to-surface distances, as in MONAI and the
-    BraTS evaluation. Computed inside the masks' bounding box plus one voxel, which holds every surface.
+    BraTS evaluation. The surfaces are found inside the masks' bounding box plus one voxel, which holds them all,
+    and their distances by nearest-neighbour search among surface voxels (the same values as distance transforms
+    of the box, at a fraction of the time for masks far apart).
     """
     p, t = prediction.astype(bool), truth.astype(bool)
     if not p.any() or not t.any():
         return float("nan")
     box = bounding_box(p | t, margin=1)
-    p, t = p[box], t[box]
+    on_p, on_t = _surface(p[box]), _surface(t[box])
     spacing = spacing or (1.0,) * p.ndim
-    to_truth = ndimage.distance_transform_edt(~_surface(t), sampling=spacing)
-    to_prediction = ndimage.distance_transform_edt(~_surface(p), sampling=spacing)
-    return float(max(np.percentile(to_truth[_surface(p)], 95), np.percentile(to_prediction[_surface(t)], 95)))
+    return float(max(np.percentile(nearest_distances(on_p, on_t, spacing), 95),
+                     np.percentile(nearest_distances(on_t, on_p, spacing), 95)))
 
 
 def volume_metrics(prediction: np.ndarray, truth: np.ndarray, spacing=None) -> dict[str, float]:

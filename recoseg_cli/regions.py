@@ -111,6 +111,16 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...]:
     return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box[0], mask.shape))
 
 
+def nearest_distances(sources: np.ndarray, targets: np.ndarray, spacing) -> np.ndarray:
+    """For each voxel of the mask ``sources`` (in ``np.argwhere`` order), the distance (in ``spacing`` units) to
+    the nearest voxel of the non-empty mask ``targets``."""
+    from scipy.spatial import cKDTree  # only here: 0.15 s of import that most commands do not need
+
+    spacing = np.asarray(spacing, float)
+    distances, _ = cKDTree(np.argwhere(targets) * spacing).query(np.argwhere(sources) * spacing)
+    return distances
+
+
 def region_masks(probabilities: dict[str, np.ndarray], config: PostprocessConfig,
                  voxel_ml: float) -> dict[str, np.ndarray]:
     """Nested boolean masks {whole, core, enhancing} from region probabilities (canonical volumes).
