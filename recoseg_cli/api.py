@@ -358,11 +358,15 @@ class Segmenter:
 
     @property
     def required_sequences(self) -> tuple[str, ...]:
-        """The sequences these weights cannot do without (none beyond FLAIR or T2 for a model that takes subsets;
-        T1ce is synthesized where stage 1 is there)."""
+        """The sequences these weights cannot do without: those among their input channels, all four for the
+        residual (none beyond FLAIR or T2 for a model that takes subsets); where stage 1 is there, it synthesizes
+        a missing T1ce from FLAIR, T1 and T2."""
         if takes_subsets(self.channels):
             return ()
-        return CONDITION_MODALITIES if self.synthesizer is not None else MODALITIES
+        needed = set(MODALITIES) if needs_synthesis(self.channels) else set(self.channels) & set(MODALITIES)
+        if self.synthesizer is not None and "t1ce" in needed:
+            needed = needed - {"t1ce"} | set(CONDITION_MODALITIES)
+        return tuple(m for m in MODALITIES if m in needed)
 
     @property
     def exam_requirements(self) -> tuple[str, ...]:
@@ -389,7 +393,8 @@ class Segmenter:
         try:
             patient.require(self.required_sequences)
         except InputError as error:
-            raise InputError(f"{error}; the weights {self.weights.path.name} need FLAIR, T1 and T2, the bundled "
+            needed = ", ".join(m.upper() for m in self.required_sequences)
+            raise InputError(f"{error}; the weights {self.weights.path.name} need {needed}, the bundled "
                              f"{SUBSET_MODEL!r} model (--model {SUBSET_MODEL}) takes any set holding FLAIR or T2"
                              ) from None
 

@@ -42,9 +42,11 @@ from recoseg_cli.training.run import Callbacks, fit_ddpm, fit_regressor, fit_seg
 from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
 
-VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES, "any-subset": ANY_SUBSET_CHANNELS}
-"""Segmenters a fold can train: the method (modalities + residual), the four modalities alone, and the method told
-which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``)."""
+VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES, "any-subset": ANY_SUBSET_CHANNELS,
+            "flair+t1ce": ("flair", "t1ce")}
+"""Segmenters a fold can train: the method (modalities + residual), the four modalities alone, the method told
+which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``), and a specialist
+for exams holding FLAIR and T1ce only (against which the any-subset model is measured on that set)."""
 
 SUBSET_DROPOUT = 0.4
 """Share of the any-subset segmenter's training slices shown with sequences missing."""
