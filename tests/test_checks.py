@@ -34,7 +34,6 @@ def test_every_real_case_passes_and_every_swap_is_flagged():
             assert sequence_warnings(flagged, FILES, force=True), (folder.name, first, second)
 
 
-
 def test_the_rim_of_a_resampled_exam_is_not_taken_for_fluid():
     """Resampling blends a prepared exam's edge with the zero background: there T1 is darkest, and a FLAIR can be
     brighter than the T2. The fluid of the FLAIR/T2 check is looked for inside, away from that rim."""
@@ -45,12 +44,13 @@ def test_the_rim_of_a_resampled_exam_is_not_taken_for_fluid():
     images = {m: np.where(brain, 100.0 + rng.normal(0, 3, brain.shape), 0.0) for m in MODALITIES}
     images["t1"][fluid], images["t2"][fluid], images["flair"][fluid] = 30.0, 200.0, 30.0  # CSF
     images["t1"][rim], images["t2"][rim], images["flair"][rim] = 5.0, 10.0, 60.0  # blended with the background
-    images["t1ce"] = images["t1"] * 1.0
+    images["t1ce"] = images["t1"].copy()
     images["t1ce"][radius < 2] = 400.0  # a vessel
     statistics = sequence_statistics(images, brain)
     assert statistics["flair/t2"] > 0 and sequence_warnings(statistics, FILES) == []
     swapped = {**images, "flair": images["t2"], "t2": images["flair"]}
     assert sequence_statistics(swapped, brain)["flair/t2"] < 0
+
 
 def test_a_clear_swap_is_refused_naming_both_files_unless_forced():
     statistics = {"t1/t1ce": -3.0, "flair/t2": 2.0}

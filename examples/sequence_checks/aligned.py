@@ -13,10 +13,10 @@ import json
 import time
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from recoseg_cli.io.json_io import write_json
+from recoseg_cli.io.nifti import load_volume
 from recoseg_cli.prepare.faults import structure_matches
 
 ROLES = ("flair", "t1", "t2")
@@ -24,8 +24,7 @@ ROLES = ("flair", "t1", "t2")
 
 def load(case: Path) -> dict[str, np.ndarray]:
     """The four images in RAS orientation (axis 0: left-right)."""
-    return {m: np.asarray(nib.as_closest_canonical(nib.load(str(case / f"{case.name}_{m}.nii.gz"))).dataobj,
-                          dtype=np.float32) for m in ("flair", "t1", "t1ce", "t2")}
+    return {m: load_volume(case / f"{case.name}_{m}.nii.gz")[0] for m in ("flair", "t1", "t1ce", "t2")}
 
 
 def binned(volume: np.ndarray, factor: int) -> np.ndarray:

@@ -27,29 +27,13 @@ from recoseg_cli.api import Segmenter
 from recoseg_cli.crossval import POSTPROCESS_CANDIDATES
 from recoseg_cli.io.json_io import write_json
 from recoseg_cli.metrics import dice, paired_difference
-from recoseg_cli.onnx_networks import cpu_threads, export_onnx, onnx_files
+from recoseg_cli.onnx_networks import OnnxSlices, export_onnx, onnx_files
 from recoseg_cli.prepare.exam import PreparedExam
 from recoseg_cli.regions import REGIONS, region_mask
 
 POSTPROCESS = POSTPROCESS_CANDIDATES[4]
 CALIBRATION_SLICES = 96
 """Slices per network kept for calibration (drawn evenly from the calibration cases' brain slices)."""
-
-
-class Session:
-    """An ONNX file run by ONNX Runtime on the CPU, callable on a batch of slices (what ``SegmentationNet`` and
-    ``Regressor`` call)."""
-
-    def __init__(self, path: Path, out_channels: int):
-        self.out_channels = out_channels
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = cpu_threads()
-        options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
 
 
 class Recorder:
@@ -117,7 +101,7 @@ def fold_scores(run: Path, cases: Path, thick: Path, fold: int, calibration_case
         segmenter(cases / name, prepare="off")
     calibration = {name: calibration_slices(recorder) for name, recorder in recorders.items()}
     paths = dict(zip(("segmenter", "regressor"), onnx_files(weights)))
-    int8 = {name: Session(quantized(paths[name], calibration[name], folder), fp32[name].out_channels) for name in paths}
+    int8 = {name: OnnxSlices(quantized(paths[name], calibration[name], folder)) for name in paths}
     timing = {name: ms_per_slice({"fp32": fp32[name], "int8": int8[name]}, calibration[name]) for name in paths}
     scored = []
     for name in split["test"]:
