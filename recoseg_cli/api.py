@@ -10,7 +10,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,8 @@ from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
 from recoseg_cli.runtime import Runtime, load_model
 from recoseg_cli.sequences import missing_sequence_warnings
-from recoseg_cli.weights import ENV_VAR, SUBSET_MODEL, Weights, load_weights, resolve_weights_path
+from recoseg_cli.weights import (ENV_VAR, FALLBACK_MODELS, SUBSET_MODEL, Weights, load_weights,
+                                 resolve_weights_path)
 
 if TYPE_CHECKING:
     import torch
@@ -134,7 +134,7 @@ class SegmentationResult:
     qc_figure: object | None = None
     """The preparation's quality-control picture (a matplotlib Figure), when asked for."""
     segmenter: Segmenter | None = None
-    """The Segmenter whose weights made it (the bundled any-subset model for an exam the default cannot take)."""
+    """The Segmenter whose weights made it (another bundled model for an exam the default cannot take)."""
 
     @property
     def labels(self) -> np.ndarray:
@@ -187,7 +187,8 @@ class Segmenter:
                             batch_size=batch_size, bf16=bf16, force=force, tta=tta, runtime=runtime)
         self.default_model = weights is None and model is None and not os.environ.get(ENV_VAR)
         """Whether these are the default bundled weights, which hand an exam they cannot take (sequences missing
-        beyond T1ce) to the bundled any-subset model."""
+        beyond T1ce) to another bundled model (``for_patient``)."""
+        self._bundled: dict[str, Segmenter] = {}
         self.force, self.tta = force, tta
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
         path, checksum = resolve_weights_path(Path(weights) if weights is not None else None, model)
@@ -337,8 +338,8 @@ class Segmenter:
             synth = self.synthesizer.synthesize(prepared.conditions, sliced.brain, self.sampler, self.seed,
                                                 self.batch_size, start=prepared.t1ce, on_batch=counter("synthesis"))
         timer.lap("synthesis")
-        warnings += missing_sequence_warnings(prepared.present, synth is not None and not prepared.has_t1ce,
-                                              self.subset_dice)
+        warnings += missing_sequence_warnings(prepared.present, self.used_sequences(prepared),
+                                              synth is not None and not prepared.has_t1ce, self.subset_dice)
         brain_ml = float(sliced.volume_brain.sum()) * prepared.voxel_ml
         if brain_ml > LARGEST_BRAIN_ML:
             warnings.append(f"the non-zero region measures {brain_ml / 1000:.1f} L, more than a brain: the images "
@@ -357,16 +358,23 @@ class Segmenter:
         return Prediction(prepared, probabilities, synth, timer.seconds, warnings, checks, flipped, self.tta)
 
     @property
+    def input_sequences(self) -> tuple[str, ...]:
+        """The sequences these weights read where the exam holds them: those among their input channels, all four
+        for the residual or a model that takes subsets, FLAIR, T1 and T2 too where stage 1 synthesizes T1ce."""
+        read = (set(MODALITIES) if takes_subsets(self.channels) or needs_synthesis(self.channels)
+                else set(self.channels) & set(MODALITIES))
+        if self.synthesizer is not None and "t1ce" in read:
+            read |= set(CONDITION_MODALITIES)
+        return tuple(m for m in MODALITIES if m in read)
+
+    @property
     def required_sequences(self) -> tuple[str, ...]:
-        """The sequences these weights cannot do without: those among their input channels, all four for the
-        residual (none beyond FLAIR or T2 for a model that takes subsets); where stage 1 is there, it synthesizes
-        a missing T1ce from FLAIR, T1 and T2."""
+        """The sequences these weights cannot do without: all they read (none beyond FLAIR or T2 for a model that
+        takes subsets), but T1ce where stage 1 synthesizes it from FLAIR, T1 and T2."""
         if takes_subsets(self.channels):
             return ()
-        needed = set(MODALITIES) if needs_synthesis(self.channels) else set(self.channels) & set(MODALITIES)
-        if self.synthesizer is not None and "t1ce" in needed:
-            needed = needed - {"t1ce"} | set(CONDITION_MODALITIES)
-        return tuple(m for m in MODALITIES if m in needed)
+        synthesizable = {"t1ce"} if self.synthesizer is not None else set()
+        return tuple(m for m in self.input_sequences if m not in synthesizable)
 
     @property
     def exam_requirements(self) -> tuple[str, ...]:
@@ -374,18 +382,26 @@ class Segmenter:
         model (which hands the exams it cannot take on, ``for_patient``)."""
         return () if self.default_model else self.required_sequences
 
-    @cached_property
-    def subset_segmenter(self) -> Segmenter:
-        """The bundled any-subset model with these options, loaded on first use."""
-        return Segmenter(model=SUBSET_MODEL, **self.options)
+    def used_sequences(self, prepared: PreparedPatient) -> tuple[str, ...]:
+        """The patient's sequences these weights read."""
+        return tuple(m for m in prepared.present if m in self.input_sequences)
+
+    def bundled(self, model: str) -> Segmenter:
+        """A bundled model with these options, loaded on first use."""
+        if model not in self._bundled:
+            self._bundled[model] = Segmenter(model=model, **self.options)
+        return self._bundled[model]
+
+    def takes(self, patient: Patient) -> bool:
+        """Whether the patient holds every sequence these weights require."""
+        return all(m in patient.images for m in self.required_sequences)
 
     def for_patient(self, patient: Patient) -> Segmenter:
-        """The segmenter for this patient's sequences: this one, or for the default model and an exam missing
-        more than T1ce, the bundled any-subset model."""
-        if self.default_model and not takes_subsets(self.channels) and set(patient.missing) - {"t1ce"} and \
-                any(m in patient.images for m in FLUID_SENSITIVE):
-            return self.subset_segmenter
-        return self
+        """The segmenter for this patient's sequences: this one, or for the default model and an exam it cannot
+        take, the first of the bundled ``FALLBACK_MODELS`` that takes it."""
+        if not self.default_model or self.takes(patient) or not any(m in patient.images for m in FLUID_SENSITIVE):
+            return self
+        return next(chosen for chosen in map(self.bundled, FALLBACK_MODELS) if chosen.takes(patient))
 
     def check_sequences(self, patient: Patient) -> None:
         """Refuse a patient without FLAIR and T2, or a set of sequences these weights were not trained for."""

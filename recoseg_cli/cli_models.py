@@ -175,7 +175,8 @@ def crossval(
                                                              "modalities (the four modalities only), "
                                                              "any-subset (recoseg told which sequences are present, "
                                                              "trained on every set holding FLAIR or T2), flair+t1ce "
-                                                             "(a specialist for exams holding those two only)."),
+                                                             "and flair+t1+t2 (specialists reading those "
+                                                             "sequences only)."),
     batch_dice: bool = BATCH_DICE,
     deep_supervision: bool = DEEP_SUPERVISION,
     source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "

@@ -43,10 +43,11 @@ from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
 
 VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES, "any-subset": ANY_SUBSET_CHANNELS,
-            "flair+t1ce": ("flair", "t1ce")}
+            "flair+t1ce": ("flair", "t1ce"), "flair+t1+t2": ("flair", "t1", "t2")}
 """Segmenters a fold can train: the method (modalities + residual), the four modalities alone, the method told
-which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``), and a specialist
-for exams holding FLAIR and T1ce only (against which the any-subset model is measured on that set)."""
+which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``), and specialists
+for exams holding FLAIR and T1ce, or FLAIR, T1 and T2 (no contrast), against which the models serving those exams
+are measured."""
 
 SUBSET_DROPOUT = 0.4
 """Share of the any-subset segmenter's training slices shown with sequences missing."""

@@ -134,6 +134,11 @@ def synthesizer_weights(weights: Weights) -> Weights:
     return weights if weights.stage in ("ddpm", "regressor") else nested_weights(weights, "ddpm")
 
 
+def stage_one_of(weights: Weights) -> Weights | None:
+    """The stage-1 weights a segmenter file embeds; None for a segmenter without one (no residual, no synthesis)."""
+    return synthesizer_weights(weights) if weights.extra.get("ddpm") is not None else None
+
+
 def build_synthesizer(weights: Weights, device: torch.device, bf16: bool = True) -> StageOne:
     """The stage-1 model of ``weights``: the DDPM, or the deterministic regressor."""
     if weights.stage == "regressor":

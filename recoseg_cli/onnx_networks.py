@@ -97,11 +97,11 @@ def export_onnx(weights_path: Path) -> list[Path]:
     import torch
 
     from recoseg_cli.io.outputs import write_atomically
-    from recoseg_cli.networks import synthesizer_weights, unet_from_weights
+    from recoseg_cli.networks import stage_one_of, unet_from_weights
     from recoseg_cli.weights import load_weights
 
     weights = load_weights(Path(weights_path), ("seg",))
-    stage_one = synthesizer_weights(weights) if weights.extra.get("ddpm") is not None else None
+    stage_one = stage_one_of(weights)
     if stage_one is not None and stage_one.stage != "regressor":
         raise WeightsError(f"{weights_path}: stage 1 is a {stage_one.stage}, which samples with torch; only weights "
                            "whose stage 1 is the L1 regressor (or that have none) export to ONNX")

@@ -76,11 +76,11 @@ def load_model(path: Path, checksum: str | None, runtime: Runtime, device: str, 
                            "fp32", inference_batch_size("cpu", batch_size))
     import torch
 
-    from recoseg_cli.networks import build_synthesizer, synthesizer_weights, torch_segmenter
+    from recoseg_cli.networks import build_synthesizer, stage_one_of, torch_segmenter
 
     torch_device = resolve_device(device)
     weights = load_weights(path, ("seg",), checksum)
-    stage_one = (build_synthesizer(synthesizer_weights(weights), torch_device, bf16)
-                 if weights.extra.get("ddpm") is not None else None)
+    embedded = stage_one_of(weights)
+    stage_one = build_synthesizer(embedded, torch_device, bf16) if embedded is not None else None
     return LoadedModel(weights, torch_segmenter(weights, torch_device, bf16), stage_one, f"torch {torch.__version__}",
                        torch_device, precision_name(torch_device, bf16), inference_batch_size(torch_device, batch_size))

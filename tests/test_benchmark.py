@@ -73,6 +73,12 @@ def test_quick_benchmark_writes_every_output(tmp_path, capsys):
     assert code == 0, err
     speed = json.loads((tmp_path / "ddpm" / "results.json").read_text())["speed"]
     assert [s["sampler"] for s in speed["samplers"]] == ["onestep", "ddim"] and "ddpm" in speed["networks"]
+    code, _, err = run_cli(["benchmark", "--quick", "--speed-only", "--model", "flair+t1ce", "--output",
+                            tmp_path / "specialist", "-q"], capsys)
+    assert code == 0, err
+    speed = json.loads((tmp_path / "specialist" / "results.json").read_text())["speed"]
+    assert speed["samplers"] == [] and set(speed["networks"]) == {"segmenter"}  # no stage 1 to time
+    assert "no stage 1" in (tmp_path / "specialist" / "results.md").read_text()
 
 
 def test_benchmark_rejects_a_missing_data_folder(tmp_path, capsys):

@@ -67,14 +67,16 @@ def test_weights_without_a_usable_export_are_refused_on_onnx(exported, tiny_weig
 def test_bundled_exports_match_their_sums_and_their_weights():
     for name in BUNDLED_MODELS.values():
         weights = BUNDLED_DIR / name
-        for path in onnx_files(weights):
-            if name in ("recoseg_ddpm.pt", "recoseg_fast.pt"):  # DDPM stage 1: torch only
-                assert not path.exists()
-                continue
+        segmenter_export, stage_one_export = onnx_files(weights)
+        if name in ("recoseg_ddpm.pt", "recoseg_fast.pt"):  # DDPM stage 1: torch only
+            assert not segmenter_export.exists() and not stage_one_export.exists()
+            continue
+        has_stage_one = Segmenter(weights, "cpu", runtime="torch").synthesizer is not None
+        exported = Segmenter(weights, "cpu", runtime="onnx")
+        assert exported.weights.extra["channels"] and (exported.synthesizer is not None) == has_stage_one
+        assert stage_one_export.exists() == has_stage_one  # a specialist without stage 1 exports one network
+        for path in (segmenter_export, stage_one_export)[:1 + has_stage_one]:
             assert bundled_checksum(path.name) == sha256_of(path), path.name
-        if onnx_files(weights)[0].exists():
-            segmenter = Segmenter(weights, "cpu", runtime="onnx")
-            assert segmenter.weights.extra["channels"] and segmenter.synthesizer is not None
 
 
 def test_segment_on_the_cpu_never_imports_torch(tiny_patient, tmp_path):

@@ -124,7 +124,8 @@ def test_normalized_inputs_segment_like_raw_intensities(tmp_path):
         assert normalized.metrics[region]["dice"] >= raw.metrics[region]["dice"] - 0.01, region
 
 
-def test_the_default_model_hands_an_exam_it_cannot_take_to_the_any_subset_model(tiny_patient, tmp_path, capsys):
+def test_the_default_model_hands_an_exam_it_cannot_take_to_the_bundled_model_that_takes_it(tiny_patient, tmp_path,
+                                                                                            capsys):
     segmenter = recoseg_cli.Segmenter(device="cpu")
     assert segmenter.for_patient(discover_patient(tiny_patient)) is segmenter
     next(tiny_patient.glob("*_t1ce.nii.gz")).unlink()  # without T1ce alone, stage 1 stands in: still the default
@@ -139,3 +140,21 @@ def test_the_default_model_hands_an_exam_it_cannot_take_to_the_any_subset_model(
         "flair", "t1"]
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--model", "accurate"], capsys)
     assert code == 2 and "--model any-subset" in err  # a model asked for by name is not swapped
+
+
+def test_an_exam_holding_flair_and_t1ce_goes_to_their_specialist_which_reads_those_two(tiny_patient, tmp_path,
+                                                                                      capsys):
+    specialist = recoseg_cli.Segmenter(device="cpu", model="flair+t1ce")
+    assert specialist.required_sequences == specialist.input_sequences == ("flair", "t1ce")
+    keep(tiny_patient, ("flair", "t1", "t1ce"))  # no T2
+    assert recoseg_cli.Segmenter(device="cpu").for_patient(discover_patient(tiny_patient)).weights.path.name == \
+        "recoseg_flair_t1ce.pt"
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--report", tmp_path / "r.json",
+                            "-q"], capsys)
+    sequences = json.loads((tmp_path / "r.json").read_text())["sequences"]
+    assert code == 0 and sequences["used"] == ["flair", "t1ce"] and sequences["not_read"] == ["t1"]
+    assert sequences["missing"] == ["t2"] and set(sequences["expected_dice"]) == {"whole", "core", "enhancing"}
+    assert "missing T2: segmented from FLAIR, T1CE; T1 not read by these weights; no residual" in err
+    keep(tiny_patient, ("flair", "t1"))
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--model", "flair+t1ce"], capsys)
+    assert code == 2 and "missing t1ce" in err and "need FLAIR, T1CE" in err

@@ -178,9 +178,10 @@ def speed_markdown(speed: dict) -> list[str]:
              f"{segment['slices']} slices, weights {Path(speed.get('weights', 'bundled')).name}, "
              f"{segment.get('runtime', 'torch')}, {segment['precision']}): median wall "
              f"{segment['wall_seconds_median']:.1f} s over {segment['repeats']} "
-             f"run{'s' if segment['repeats'] > 1 else ''}, peak RSS {segment['peak_rss_gb']:.2f} GB; synthesis "
-             f"{segment['synthesis_slices_per_s']:.0f} "
-             f"slices/s, segmentation {segment['segmentation_slices_per_s']:.0f} slices/s.", "",
+             f"run{'s' if segment['repeats'] > 1 else ''}, peak RSS {segment['peak_rss_gb']:.2f} GB; "
+             + (f"synthesis {segment['synthesis_slices_per_s']:.0f} slices/s, " if speed["samplers"]
+                else "no stage 1, ")
+             + f"segmentation {segment['segmentation_slices_per_s']:.0f} slices/s.", "",
              "| Stage | " + " | ".join(segment["stage_seconds"]) + " |",
              "|---|" + "---|" * len(segment["stage_seconds"]),
              "| median s | " + " | ".join(f"{v:.2f}" for v in segment["stage_seconds"].values()) + " |", "",
@@ -196,17 +197,7 @@ def speed_markdown(speed: dict) -> list[str]:
         lines.append(f"| {name} | {row['parameters'] / 1e6:.2f} M | {row['gflops_per_slice']:.2f} | "
                      f"{_fmt(row.get('ms_per_slice_fp32'), 1)} | {_fmt(row.get('ms_per_slice_bf16'), 1)} | "
                      f"{_fmt(row.get('ms_per_slice_onnx'), 1)} | {achieved('fp32')} | {achieved('bf16')} |")
-    samplers = speed["samplers"]
-    subset = samplers[0]["slices"]
-    how = (f"on {subset} fixed tumour slices; seconds per patient extrapolated to all brain slices"
-           if samplers[0]["extrapolated"] else "on whole patients")
-    lines += ["", f"Samplers ({how}):", "",
-              "| Sampler | Network calls/slice | Dice (WT, slices) | Healthy SSIM | ET/healthy residual "
-              "| ms/slice/step | Overhead outside the network | s per patient |", "|---|---|---|---|---|---|---|---|"]
-    for row in samplers:
-        lines.append(f"| {row['sampler']} | {row['steps']} | {row['dice']:.3f} | {row['healthy_ssim']:.3f} | "
-                     f"{_fmt(row['residual_ratio'], 2)} | {row['ms_per_slice_per_step']:.1f} | "
-                     f"{row['overhead_fraction']:.1%} | {row['seconds_per_patient']:.1f} |")
+    lines += _sampler_lines(speed["samplers"])
     if "ratio_to_segresnet" in segment:
         lines += ["", f"Whole `recoseg segment` command against one forward pass of MONAI's SegResNet (BraTS bundle "
                       f"configuration, random weights, same volume, {segment['precision']}), timed alternately: "
@@ -245,8 +236,25 @@ def plots(results: dict, out: Path) -> list[Path]:
     speed = results.get("speed")
     if speed:
         written.append(_save(_stage_plot(plt, speed["segment"]["stage_seconds"]), out / PLOTS[1]))
-        written.append(_save(_sampler_plot(plt, speed["samplers"]), out / PLOTS[2]))
+        if speed["samplers"]:
+            written.append(_save(_sampler_plot(plt, speed["samplers"]), out / PLOTS[2]))
     return written
+
+
+def _sampler_lines(samplers: list[dict]) -> list[str]:
+    """The sampler table (none for weights without a stage 1)."""
+    if not samplers:
+        return []
+    how = (f"on {samplers[0]['slices']} fixed tumour slices; seconds per patient extrapolated to all brain slices"
+           if samplers[0]["extrapolated"] else "on whole patients")
+    lines = ["", f"Samplers ({how}):", "",
+             "| Sampler | Network calls/slice | Dice (WT, slices) | Healthy SSIM | ET/healthy residual "
+             "| ms/slice/step | Overhead outside the network | s per patient |", "|---|---|---|---|---|---|---|---|"]
+    for row in samplers:
+        lines.append(f"| {row['sampler']} | {row['steps']} | {row['dice']:.3f} | {row['healthy_ssim']:.3f} | "
+                     f"{_fmt(row['residual_ratio'], 2)} | {row['ms_per_slice_per_step']:.1f} | "
+                     f"{row['overhead_fraction']:.1%} | {row['seconds_per_patient']:.1f} |")
+    return lines
 
 
 def _label_fraction_plot(plt, rows: list[dict]):

@@ -25,7 +25,7 @@ from recoseg_cli.devices import autocast, bf16_supported, cpu_model, inference_b
 from recoseg_cli.diffusion.sampler_config import SamplerConfig
 from recoseg_cli.io.discovery import discover_patient
 from recoseg_cli.metrics import dice, residual_ratio
-from recoseg_cli.networks import StageOne, Synthesizer, build_synthesizer, synthesizer_weights, torch_segmenter
+from recoseg_cli.networks import StageOne, Synthesizer, build_synthesizer, stage_one_of, torch_segmenter
 from recoseg_cli.onnx_networks import OnnxSlices, has_onnx_export, onnx_files
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, residual
 from recoseg_cli.preprocess import PreprocessConfig
@@ -150,10 +150,11 @@ def network_costs(weights: Weights, device: torch.device, repeats: int, peak: di
     "ddpm" or "regressor") and segmenter, in batches as `segment` runs them: by torch in fp32 and (where the
     hardware has it, whether or not it pays) bf16, and by ONNX Runtime where the weights have an export."""
     size = weights.extra["preprocess"]["size"]
-    stage_one = synthesizer_weights(weights)
-    models = {stage_one.stage: torch_holder(build_synthesizer(stage_one, device)).model,
-              "segmenter": torch_segmenter(weights, device).network.model}
-    exported = dict(zip(("segmenter", stage_one.stage), onnx_files(weights.path))) \
+    stage_one = stage_one_of(weights)
+    models = {"segmenter": torch_segmenter(weights, device).network.model}
+    if stage_one is not None:
+        models = {stage_one.stage: torch_holder(build_synthesizer(stage_one, device)).model, **models}
+    exported = dict(zip(("segmenter", stage_one.stage if stage_one else None), onnx_files(weights.path))) \
         if device.type == "cpu" and has_onnx_export(weights.path) else {}
     out = {}
     batch = inference_batch_size(device)
@@ -218,8 +219,10 @@ def sampler_slices(prepared: PreparedPatient, count: int | None) -> np.ndarray:
 def sampler_sweep(weights: Weights, prepared: PreparedPatient, settings: tuple[SamplerConfig, ...],
                   count: int | None, device: torch.device, bf16: bool, log: Log) -> list[dict]:
     """Quality and time of each sampler setting with a segmenter file's models, on a fixed set of tumour slices;
-    a regressor's stage 1 does not sample, so it gets the default setting only."""
-    stage_one = synthesizer_weights(weights)
+    a regressor's stage 1 does not sample, so it gets the default setting only; none without a stage 1."""
+    stage_one = stage_one_of(weights)
+    if stage_one is None:
+        return []
     synthesizer = build_synthesizer(stage_one, device, bf16)
     if stage_one.stage == "regressor":
         settings = (SamplerConfig(),)

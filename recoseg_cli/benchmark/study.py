@@ -23,8 +23,7 @@ from recoseg_cli.errors import InputError
 from recoseg_cli.io.discovery import discover_patient, find_patient_folders
 from recoseg_cli.metrics import region_synthesis_metrics, residual_ratio, slice_dice, volume_metrics
 from recoseg_cli.models.unet import UNetConfig
-from recoseg_cli.networks import (build_synthesizer, prepare_model, synthesizer_weights, torch_segmenter,
-                                  unet_from_weights)
+from recoseg_cli.networks import build_synthesizer, prepare_model, stage_one_of, torch_segmenter, unet_from_weights
 from recoseg_cli.pipeline import PreparedPatient, assemble, prepare_patient, presence, restack_in_brain
 from recoseg_cli.preprocess import PreprocessConfig, normalize
 from recoseg_cli.regions import region_mask
@@ -182,9 +181,10 @@ def evaluate(plan: Plan, rows: list[System], trained: dict[str, dict], stage_one
 
 def embedded_stage_one(weights: Weights, stage_one: dict[str, Weights]) -> str | None:
     """The name of the stage-1 model whose tensors a segmenter file embeds (None when it embeds none)."""
-    if weights.extra.get("ddpm") is None:
+    found = stage_one_of(weights)
+    if found is None:
         return None
-    embedded = synthesizer_weights(weights).state_dict
+    embedded = found.state_dict
     for name, candidate in stage_one.items():
         tensors = candidate.state_dict
         if tensors.keys() == embedded.keys() and all(torch.equal(tensors[k], embedded[k]) for k in tensors):

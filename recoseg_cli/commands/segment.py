@@ -104,7 +104,7 @@ def write_outputs(segmenter: Segmenter, patient: Patient, output: Path, options:
     if result.qc_figure is not None:
         write_qc(Path(options.qc), result.qc_figure)
     timer.lap("write")
-    used = result.segmenter  # the any-subset model, for an exam the default model hands on
+    used = result.segmenter  # another bundled model, for an exam the default model hands on
     if options.overlay is not None:
         _write_overlay(used, result, Path(options.overlay), patient.case_id)
         timer.lap("overlay")
@@ -146,7 +146,8 @@ def _report(segmenter: Segmenter, patient: Patient, output: Path, result: Segmen
         "slices_processed": int(len(prepared.sliced.images)), "seconds": seconds,
         "seconds_total": round(sum(seconds.values()), 3), "seconds_since_start": seconds_since_start(),
         "t1ce_present": prepared.has_t1ce,
-        "sequences": {"used": list(prepared.present), "missing": list(prepared.missing),
+        "sequences": {"used": list(segmenter.used_sequences(prepared)), "missing": list(prepared.missing),
+                      "not_read": [m for m in prepared.present if m not in segmenter.input_sequences],
                       "expected_dice": expected_dice(segmenter.subset_dice, prepared.present)},
         "warnings": result.warnings, "flagged": bool(result.warnings), "sequence_checks": prediction.sequence_checks,
         "uncertainty_score": result.uncertainty_score,
