@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from recoseg_cli.constants import MODALITIES
-from recoseg_cli.regions import REGION_ABBREVIATIONS
+from recoseg_cli.regions import REGION_ABBREVIATIONS, REGIONS
 
 
 def subset_name(present: tuple[str, ...]) -> str:
@@ -30,6 +30,7 @@ def missing_sequence_warnings(present: tuple[str, ...], used: tuple[str, ...], s
             None if "t1ce" in present else "tumour core and enhancing tumour are estimates without a T1ce"]
     expected = expected_dice(subset_dice, present)
     scores = ("; cross-validated Dice for this set: "
-              + ", ".join(f"{REGION_ABBREVIATIONS[r]} {d:.2f}" for r, d in expected.items()) if expected else "")
+              + ", ".join(f"{REGION_ABBREVIATIONS[r]} {expected[r]:.2f}" for r in REGIONS if r in expected)
+              if expected else "")
     return [f"missing {', '.join(m.upper() for m in missing)}: segmented from {', '.join(m.upper() for m in used)}; "
             + "; ".join(w for w in what if w) + scores]

@@ -1,6 +1,7 @@
 """Exams holding any subset of the four sequences with FLAIR or T2 among them."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -155,6 +156,7 @@ def test_an_exam_holding_flair_and_t1ce_goes_to_their_specialist_which_reads_tho
     assert code == 0 and sequences["used"] == ["flair", "t1ce"] and sequences["not_read"] == ["t1"]
     assert sequences["missing"] == ["t2"] and set(sequences["expected_dice"]) == {"whole", "core", "enhancing"}
     assert "missing T2: segmented from FLAIR, T1CE; T1 not read by these weights; no residual" in err
+    assert re.search(r"cross-validated Dice for this set: WT 0\.\d\d, TC 0\.\d\d, ET 0\.\d\d", err)
     keep(tiny_patient, ("flair", "t1"))
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--model", "flair+t1ce"], capsys)
     assert code == 2 and "missing t1ce" in err and "need FLAIR, T1CE" in err
