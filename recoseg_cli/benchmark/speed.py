@@ -152,10 +152,11 @@ def network_costs(weights: Weights, device: torch.device, repeats: int, peak: di
     size = weights.extra["preprocess"]["size"]
     stage_one = stage_one_of(weights)
     models = {"segmenter": torch_segmenter(weights, device).network.model}
+    segmenter_export, stage_one_export = onnx_files(weights.path)
+    exported = {"segmenter": segmenter_export} if device.type == "cpu" and has_onnx_export(weights.path) else {}
     if stage_one is not None:
         models = {stage_one.stage: torch_holder(build_synthesizer(stage_one, device)).model, **models}
-    exported = dict(zip(("segmenter", stage_one.stage if stage_one else None), onnx_files(weights.path))) \
-        if device.type == "cpu" and has_onnx_export(weights.path) else {}
+        exported.update({stage_one.stage: stage_one_export} if exported else {})
     out = {}
     batch = inference_batch_size(device)
     for name, model in models.items():
