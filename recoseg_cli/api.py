@@ -38,7 +38,7 @@ from recoseg_cli.provenance import StageTimer
 from recoseg_cli.regions import PostprocessConfig, labels_from_regions, region_masks, region_volumes_ml
 from recoseg_cli.runtime import Runtime, load_model
 from recoseg_cli.sequences import missing_sequence_warnings
-from recoseg_cli.weights import (ENV_VAR, FALLBACK_MODELS, SUBSET_MODEL, Weights, load_weights,
+from recoseg_cli.weights import (ENV_VAR, INCOMPLETE_EXAM_MODELS, SUBSET_MODEL, Weights, load_weights,
                                  resolve_weights_path)
 
 if TYPE_CHECKING:
@@ -397,11 +397,12 @@ class Segmenter:
         return all(m in patient.images for m in self.required_sequences)
 
     def for_patient(self, patient: Patient) -> Segmenter:
-        """The segmenter for this patient's sequences: this one, or for the default model and an exam it cannot
-        take, the first of the bundled ``FALLBACK_MODELS`` that takes it."""
-        if not self.default_model or self.takes(patient) or not any(m in patient.images for m in FLUID_SENSITIVE):
+        """The segmenter for this patient's sequences: this one, or for the default model and an exam missing a
+        sequence, the first of the bundled ``INCOMPLETE_EXAM_MODELS`` that takes it."""
+        complete = all(m in patient.images for m in MODALITIES)
+        if not self.default_model or complete or not any(m in patient.images for m in FLUID_SENSITIVE):
             return self
-        return next(chosen for chosen in map(self.bundled, FALLBACK_MODELS) if chosen.takes(patient))
+        return next(chosen for chosen in map(self.bundled, INCOMPLETE_EXAM_MODELS) if chosen.takes(patient))
 
     def check_sequences(self, patient: Patient) -> None:
         """Refuse a patient without FLAIR and T2, or a set of sequences these weights were not trained for."""

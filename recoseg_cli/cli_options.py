@@ -14,7 +14,7 @@ from recoseg_cli.errors import InputError
 Labels = Literal["auto", "brats2020", "brats2023"]
 Sampler = Literal["onestep", "ddim", "ddpm"]
 Prepare = Literal["auto", "off", "full"]
-Model = Literal["accurate", "ddpm", "fast", "hires", "any-subset", "flair+t1ce"]
+Model = Literal["accurate", "ddpm", "fast", "hires", "any-subset", "flair+t1ce", "flair+t1+t2"]
 """Bundled models (``weights.BUNDLED_MODELS``)."""
 RuntimeChoice = Literal["auto", "onnx", "torch"]
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display or summary; warnings and errors still print.")

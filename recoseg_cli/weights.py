@@ -29,18 +29,20 @@ def _bundled_dir() -> Path:
 BUNDLED_DIR = _bundled_dir()
 BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", "fast": "recoseg_fast.pt",
                   "hires": "recoseg_hires.pt", "any-subset": "recoseg_any_subset.pt",
-                  "flair+t1ce": "recoseg_flair_t1ce.pt"}
+                  "flair+t1ce": "recoseg_flair_t1ce.pt", "flair+t1+t2": "recoseg_flair_t1_t2.pt"}
 """Bundled weights by ``--model`` name: "accurate" (the default; its residual comes from an L1 regressor), "ddpm"
 (the same networks with the residual of the conditional DDPM), "fast" (smaller networks, DDPM residual: a
 shorter command, lower Dice), "hires" (accurate's recipe on 160 x 160 slices with deep supervision: higher
 tumour-core Dice, a longer command, over the speed budget where timed), "any-subset" (any set of sequences holding
-FLAIR or T2) and "flair+t1ce" (FLAIR and T1ce alone); see the model card."""
+FLAIR or T2), "flair+t1ce" (FLAIR and T1ce alone) and "flair+t1+t2" (exams without contrast); see the model card."""
 DEFAULT_MODEL = "accurate"
 SUBSET_MODEL = "any-subset"
 """The bundled model that takes any set of sequences holding FLAIR or T2."""
-FALLBACK_MODELS = ("flair+t1ce", SUBSET_MODEL)
-"""Bundled models the default hands an exam it cannot take (sequences missing beyond T1ce), the first whose
-sequences the exam holds: the FLAIR + T1ce model for an exam holding both, else the any-subset model."""
+INCOMPLETE_EXAM_MODELS = ("flair+t1ce", "flair+t1+t2", SUBSET_MODEL)
+"""Bundled models the default hands an exam missing a sequence, the first whose sequences the exam holds: the
+FLAIR + T1ce model for an exam holding both, the no-contrast model for one holding FLAIR, T1 and T2 without T1ce,
+else the any-subset model. Each was measured better on its sets than the any-subset model and than the default,
+which would synthesize a missing T1ce."""
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"

@@ -21,6 +21,8 @@ REAL_CASES = Path(__file__).resolve().parents[2] / "shared" / "real" / "cases"
 SMALLEST = ("Brats18_TCIA03_265_1", "Brats18_2013_3_1", "Brats18_TCIA02_370_1")
 FLOORS = {"whole": 0.80, "core": 0.65, "enhancing": 0.55}
 """Mean Dice over the three cases; the cross-validated means are in the README."""
+NO_CONTRAST_FLOORS = {"whole": 0.80, "core": 0.45, "enhancing": 0.25}
+"""The same for the model that does not read T1ce (cross-validated TC 0.55, ET 0.32)."""
 
 
 @pytest.mark.slow
@@ -48,5 +50,5 @@ def test_bundled_models_segment_real_cases_above_the_floor(model, tmp_path, caps
                                        region_mask(truth, region, "brats2020")))
             assert metrics[region]["dice"] == pytest.approx(scores[region][-1], abs=1e-4)  # reports round to 4 places
     means = {region: float(np.mean(values)) for region, values in scores.items()}
-    for region, floor in FLOORS.items():
+    for region, floor in (NO_CONTRAST_FLOORS if model == "flair+t1+t2" else FLOORS).items():
         assert means[region] >= floor, f"{region}: mean Dice {means[region]:.3f} over {SMALLEST} below {floor}"

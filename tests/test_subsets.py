@@ -129,8 +129,6 @@ def test_the_default_model_hands_an_exam_it_cannot_take_to_the_bundled_model_tha
                                                                                             capsys):
     segmenter = recoseg_cli.Segmenter(device="cpu")
     assert segmenter.for_patient(discover_patient(tiny_patient)) is segmenter
-    next(tiny_patient.glob("*_t1ce.nii.gz")).unlink()  # without T1ce alone, stage 1 stands in: still the default
-    assert segmenter.for_patient(discover_patient(tiny_patient)) is segmenter
     keep(tiny_patient, ("flair", "t1"))
     result = segmenter(tiny_patient)
     assert result.segmenter.weights.path.name == "recoseg_any_subset.pt" and result.labels.shape == (48, 48, 32)
@@ -160,3 +158,19 @@ def test_an_exam_holding_flair_and_t1ce_goes_to_their_specialist_which_reads_tho
     keep(tiny_patient, ("flair", "t1"))
     code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--model", "flair+t1ce"], capsys)
     assert code == 2 and "missing t1ce" in err and "need FLAIR, T1CE" in err
+
+
+def test_an_exam_without_contrast_goes_to_the_no_contrast_model_not_to_a_synthetic_t1ce(tiny_patient, tmp_path,
+                                                                                         capsys):
+    specialist = recoseg_cli.Segmenter(device="cpu", model="flair+t1+t2")
+    assert specialist.required_sequences == specialist.input_sequences == ("flair", "t1", "t2")
+    keep(tiny_patient, ("flair", "t1", "t2"))
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "m.nii.gz", "--report", tmp_path / "r.json",
+                            "-q"], capsys)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["weights"].endswith("recoseg_flair_t1_t2.pt")
+    assert report["sequences"]["used"] == ["flair", "t1", "t2"] and report["sequences"]["missing"] == ["t1ce"]
+    assert "synthetic T1ce" not in err and "estimates without a T1ce" in err
+    code, _, err = run_cli(["segment", tiny_patient, "-o", tmp_path / "n.nii.gz", "--model", "accurate", "-q"],
+                           capsys)
+    assert code == 0 and "the synthetic T1ce in place of the T1ce" in err  # asked for by name, stage 1 stands in
