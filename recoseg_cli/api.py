@@ -186,8 +186,8 @@ class Segmenter:
                             whole_tumour=whole_tumour, labels=labels, sampler=sampler, steps=steps, seed=seed,
                             batch_size=batch_size, bf16=bf16, force=force, tta=tta, runtime=runtime)
         self.default_model = weights is None and model is None and not os.environ.get(ENV_VAR)
-        """Whether these are the default bundled weights, which hand an exam they cannot take (sequences missing
-        beyond T1ce) to another bundled model (``for_patient``)."""
+        """Whether these are the default bundled weights, which hand an exam missing a sequence to another bundled
+        model (``for_patient``)."""
         self._bundled: dict[str, Segmenter] = {}
         self.force, self.tta = force, tta
         self.bf16, self.seed, self.whole_tumour, self.label_scheme = bf16, seed, whole_tumour, labels
@@ -379,7 +379,7 @@ class Segmenter:
     @property
     def exam_requirements(self) -> tuple[str, ...]:
         """The sequences an exam must hold for a call: the weights' own, none beyond FLAIR or T2 for the default
-        model (which hands the exams it cannot take on, ``for_patient``)."""
+        model (which hands incomplete exams on, ``for_patient``)."""
         return () if self.default_model else self.required_sequences
 
     def used_sequences(self, prepared: PreparedPatient) -> tuple[str, ...]:

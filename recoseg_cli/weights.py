@@ -41,8 +41,8 @@ SUBSET_MODEL = "any-subset"
 INCOMPLETE_EXAM_MODELS = ("flair+t1ce", "flair+t1+t2", SUBSET_MODEL)
 """Bundled models the default hands an exam missing a sequence, the first whose sequences the exam holds: the
 FLAIR + T1ce model for an exam holding both, the no-contrast model for one holding FLAIR, T1 and T2 without T1ce,
-else the any-subset model. Each was measured better on its sets than the any-subset model and than the default,
-which would synthesize a missing T1ce."""
+else the any-subset model. Each was measured better on its sets than the any-subset model, and than the default
+(which would synthesize a missing T1ce) on tumour core and enhancing tumour."""
 BUNDLED_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 CHECKSUMS = "SHA256SUMS"
 ENV_VAR = "RECOSEG_WEIGHTS"
