@@ -1,14 +1,15 @@
 """MONAI's SegResNet, trained and scored on one fold of the 38 real cases as recoseg's cross-validation is.
 
-    python examples/peers/segresnet.py CASES FOLDS.json FOLD OUT_DIR --minutes M [--roi 224,224,144]
+    python examples/peers/segresnet.py CASES FOLDS.json FOLD OUT_DIR --cpu-minutes M [--roi 224,224,144]
 
 The BraTS bundle's recipe (MONAI ``brats_mri_segmentation``): SegResNet (16 filters, blocks 1-2-2-4 down and
 1-1-1 up, dropout 0.2), three sigmoid outputs (tumour core, whole tumour, enhancing tumour), Dice loss
 (squared denominators, smooth_nr 0, smooth_dr 1e-5), Adam at 1e-4 with weight decay 1e-5 and cosine annealing,
 batch 1, random crops of ``--roi`` voxels, random flips along each axis, random intensity scale and shift of 0.1;
 channel-wise z-scores over the non-zero voxels; sliding-window inference (the crop size, overlap 0.5),
-threshold 0.5. Training stops after ``--minutes`` of wall clock (the learning rate anneals over that time),
-checkpointing every few minutes, and resumes from the checkpoint when run again. Each volume is cut to the
+threshold 0.5. Training stops after ``--cpu-minutes`` of the process's CPU time, all its threads together (the
+learning rate anneals over that time; CPU time, so that processes sharing cores, or paused, get the same
+compute), checkpointing every few minutes, and resumes from the checkpoint when run again. Each volume is cut to the
 bounding box of its non-zero voxels (the bundle crops nothing; the background holds no tumour).
 
 Writes ``OUT_DIR/fold{FOLD}/scores.json`` in the format of ``recoseg crossval`` (every post-processing candidate of
@@ -77,7 +78,7 @@ def random_crop(case: dict, roi: tuple[int, ...], rng: np.random.Generator) -> t
 
 
 def train(cases: list[dict], run: Path, minutes: float, roi: tuple[int, ...], seed: int) -> dict:
-    """Train until ``minutes`` of wall clock have been spent (over every resumed run); returns the training log."""
+    """Train until ``minutes`` of CPU time have been spent (over every resumed run); returns the training log."""
     torch.manual_seed(seed)
     model, rng = network(), np.random.default_rng(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5)
@@ -92,7 +93,7 @@ def train(cases: list[dict], run: Path, minutes: float, roi: tuple[int, ...], se
     budget, last_save = minutes * 60, time.perf_counter()
     model.train()
     while state["seconds"] < budget:
-        start = time.perf_counter()
+        start = time.process_time()
         for group in optimizer.param_groups:
             group["lr"] = 1e-4 * 0.5 * (1 + math.cos(math.pi * state["seconds"] / budget))
         x, y = random_crop(cases[rng.integers(len(cases))], roi, rng)
@@ -101,13 +102,13 @@ def train(cases: list[dict], run: Path, minutes: float, roi: tuple[int, ...], se
         loss.backward()
         optimizer.step()
         state["step"] += 1
-        state["seconds"] += time.perf_counter() - start
+        state["seconds"] += time.process_time() - start
         state["losses"].append(round(loss.item(), 4))
         if time.perf_counter() - last_save > 300 or state["seconds"] >= budget:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "rng": rng.bit_generator.state, "state": state}, checkpoint)
             last_save = time.perf_counter()
-    return {"steps": state["step"], "train_seconds": round(state["seconds"], 1), "roi": list(roi),
+    return {"steps": state["step"], "train_cpu_seconds": round(state["seconds"], 1), "roi": list(roi),
             "loss_last_100": float(np.mean(state["losses"][-100:]))}
 
 
@@ -135,7 +136,7 @@ def main() -> None:
     parser.add_argument("folds", type=Path)
     parser.add_argument("fold", type=int)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--cpu-minutes", type=float, required=True)
     parser.add_argument("--roi", default="224,224,144")
     arguments = parser.parse_args()
     roi = tuple(int(v) for v in arguments.roi.split(","))
@@ -144,7 +145,7 @@ def main() -> None:
     run.mkdir(parents=True, exist_ok=True)
     held_out = sorted(c for c, f in folds.items() if f == arguments.fold)
     training = [load_case(arguments.cases / c) for c in sorted(folds) if folds[c] != arguments.fold]
-    log = train(training, run, arguments.minutes, roi, seed=arguments.fold)
+    log = train(training, run, arguments.cpu_minutes, roi, seed=arguments.fold)
     del training
     model = network()
     model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["model"])
