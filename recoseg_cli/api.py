@@ -399,8 +399,7 @@ class Segmenter:
     def for_patient(self, patient: Patient) -> Segmenter:
         """The segmenter for this patient's sequences: this one, or for the default model and an exam missing a
         sequence, the first of the bundled ``INCOMPLETE_EXAM_MODELS`` that takes it."""
-        complete = all(m in patient.images for m in MODALITIES)
-        if not self.default_model or complete or not any(m in patient.images for m in FLUID_SENSITIVE):
+        if not self.default_model or not patient.missing or not any(m in patient.images for m in FLUID_SENSITIVE):
             return self
         return next(chosen for chosen in map(self.bundled, INCOMPLETE_EXAM_MODELS) if chosen.takes(patient))
 

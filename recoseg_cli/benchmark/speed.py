@@ -156,7 +156,8 @@ def network_costs(weights: Weights, device: torch.device, repeats: int, peak: di
     exported = {"segmenter": segmenter_export} if device.type == "cpu" and has_onnx_export(weights.path) else {}
     if stage_one is not None:
         models = {stage_one.stage: torch_holder(build_synthesizer(stage_one, device)).model, **models}
-        exported.update({stage_one.stage: stage_one_export} if exported else {})
+        if exported:
+            exported[stage_one.stage] = stage_one_export
     out = {}
     batch = inference_batch_size(device)
     for name, model in models.items():
