@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from recoseg_cli import __version__
-from recoseg_cli.allocator import keep_freed_memory
+from recoseg_cli.allocator import keep_freed_memory, small_pages_for_arrays
 from recoseg_cli.cli_models import COMMANDS
 from recoseg_cli.cli_options import (BATCH_SIZE, DEVICE, FLAIR, MODEL, OVERWRITE, QUIET, SEED, SEG, STAGE_ONE_SAMPLER,
                                      STAGE_ONE_WEIGHTS, STEPS, T1, T1CE, T1CE_REQUIRED, T2, Labels, Model, Prepare,
@@ -282,9 +282,11 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 def console_main() -> None:
     """The `recoseg` program and `python -m recoseg_cli`: ``main`` in a process of its own. glibc keeps freed
-    network activations for reuse (``allocator``), and once every output is closed the process ends without
-    Python's teardown of torch's modules (0.6-0.9 s of a `segment` run on a 2-core CPU)."""
+    network activations for reuse and large arrays take ordinary pages (``allocator``), and once every output is
+    closed the process ends without Python's teardown of torch's modules (0.6-0.9 s of a `segment` run on a 2-core
+    CPU)."""
     keep_freed_memory()
+    small_pages_for_arrays()
     try:
         main()
         code = 0

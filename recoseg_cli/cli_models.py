@@ -176,7 +176,8 @@ def crossval(
                                                              "any-subset (recoseg told which sequences are present, "
                                                              "trained on every set holding FLAIR or T2), flair+t1ce "
                                                              "and flair+t1+t2 (specialists reading those "
-                                                             "sequences only)."),
+                                                             "sequences only), ddmm-synth (FLAIR, T1, T2 and the "
+                                                             "synthetic T1ce: the paper's DDMM-Synth)."),
     batch_dice: bool = BATCH_DICE,
     deep_supervision: bool = DEEP_SUPERVISION,
     source_weight: list[str] = typer.Option([], "--source-weight", help="Segmenter: sampling weight of an "

@@ -43,11 +43,12 @@ from recoseg_cli.training.seg_task import SegStageConfig, segmenter_stage
 from recoseg_cli.weights import load_weights
 
 VARIANTS = {"recoseg": DEFAULT_CHANNELS, "modalities": MODALITIES, "any-subset": ANY_SUBSET_CHANNELS,
-            "flair+t1ce": ("flair", "t1ce"), "flair+t1+t2": ("flair", "t1", "t2")}
+            "flair+t1ce": ("flair", "t1ce"), "flair+t1+t2": ("flair", "t1", "t2"),
+            "ddmm-synth": ("flair", "t1", "t2", "synth")}
 """Segmenters a fold can train: the method (modalities + residual), the four modalities alone, the method told
-which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``), and specialists
+which sequences are present, trained on every subset holding FLAIR or T2 (``SUBSET_DROPOUT``), specialists
 for exams holding FLAIR and T1ce, or FLAIR, T1 and T2 (no contrast), against which the models serving those exams
-are measured."""
+are measured, and the paper's DDMM-Synth peer (FLAIR, T1, T2 and the synthetic T1ce in place of the real one)."""
 
 SUBSET_DROPOUT = 0.4
 """Share of the any-subset segmenter's training slices shown with sequences missing."""

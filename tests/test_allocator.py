@@ -53,3 +53,14 @@ def test_the_program_exits_with_mains_codes_and_flushed_output(tmp_path):
     assert missing.returncode == 2 and missing.stderr == f"error: {tmp_path / 'missing'}: no such folder\n"
     usage = program("segment", str(tmp_path), "-o", str(tmp_path / "mask.nii.gz"), "--threshold", "2")
     assert usage.returncode == 2 and "Invalid value for '--threshold'" in usage.stderr
+
+
+def test_large_arrays_are_no_longer_advised_to_huge_pages():
+    check = ("import numpy as np\nfrom recoseg_cli.allocator import small_pages_for_arrays\n"
+             "core = getattr(np, '_core', None) or np.core\n"
+             "before = core.multiarray._set_madvise_hugepage(True)\n"  # returns the setting it replaces
+             "assert small_pages_for_arrays()\n"
+             "print(before, core.multiarray._set_madvise_hugepage(False))")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]

@@ -48,12 +48,12 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     clinical_variant(tmp_path / "cohort" / "Synth_00000", tmp_path / "cohort", 1)  # trains with its source only
     out = tmp_path / "cv"
     code, stdout, err = run_cli(["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "3",
-                                 "--ddpm-steps", "2", "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu"],
-                                capsys)
+                                 "--ddpm-steps", "2", "--seg-steps", "2", "--batch-size", "2", "--size", "32", "--device", "cpu",
+                                 "--variants", "recoseg,modalities,ddmm-synth"], capsys)
     assert code == 0, err
     assert "fold 0: 2 training cases, 1 held out" in err and "fold 2 recoseg: scored Synth_" in err  # log lines
     results = json.loads((out / "results.json").read_text())
-    for variant in ("recoseg", "modalities"):
+    for variant in ("recoseg", "modalities", "ddmm-synth"):
         scored = [case["case_id"] for case in results["variants"][variant]["cases"]]
         assert sorted(scored) == [f"Synth_{s:05d}" for s in range(3)]
     for fold in range(3):
@@ -77,7 +77,8 @@ def test_crossval_scores_each_case_once_with_models_that_never_saw_it(tmp_path, 
     del record["batch_dice"]  # a run recorded before the option existed trained without it
     (out / "crossval.json").write_text(json.dumps(record))
     same = ["crossval", "--data", tmp_path / "cohort", "-o", out, "--folds", "3", "--ddpm-steps", "2", "--seg-steps",
-            "2", "--batch-size", "2", "--size", "32", "--device", "cpu", "-q"]
+            "2", "--batch-size", "2", "--size", "32", "--device", "cpu", "--variants", "recoseg,modalities,ddmm-synth",
+            "-q"]
     code, _, err = run_cli(same, capsys)
     assert code == 0, err
     code, _, err = run_cli(same + ["--batch-dice"], capsys)

@@ -48,7 +48,8 @@ def network() -> SegResNet:
 
 
 def load_case(folder: Path) -> dict:
-    """Channel-wise z-scored modalities and region targets in the non-zero voxels' box, with where that box lies."""
+    """Channel-wise z-scored modalities and region targets (None without labels) in the non-zero voxels' box, with
+    where that box lies."""
     volumes = load_patient(discover_patient(folder), MODALITIES)
     stack = np.stack([volumes.images[m] for m in MODALITIES]).astype(np.float32)
     box = bounding_box(np.any(stack != 0, axis=0))
@@ -56,7 +57,8 @@ def load_case(folder: Path) -> dict:
     for channel in stack:
         inside = channel != 0
         channel[inside] = (channel[inside] - channel[inside].mean()) / max(float(channel[inside].std()), 1e-6)
-    targets = np.stack([region_mask(volumes.seg[box], r) for r in OUTPUTS]).astype(np.float32)
+    targets = (np.stack([region_mask(volumes.seg[box], r) for r in OUTPUTS]).astype(np.float32)
+               if volumes.seg is not None else None)
     return {"case_id": volumes.patient.case_id, "inputs": stack, "targets": targets, "box": box, "volumes": volumes}
 
 
