@@ -59,7 +59,7 @@ def synthesize(
     seg: Optional[Path] = SEG,
 ) -> None:
     """Synthesize T1ce from FLAIR, T1 and T2 with stage 1 of the weights (the default model's L1 regressor, or the
-    conditional DDPM of --model ddpm or fast), in the patient's own geometry."""
+    conditional DDPM of --model ddpm), in the patient's own geometry."""
     found = patient_from_options(patient, flair, t1, t1ce, t2, seg)
     from recoseg_cli.commands.synthesize import run_synthesize
 

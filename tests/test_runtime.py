@@ -68,7 +68,7 @@ def test_bundled_exports_match_their_sums_and_their_weights():
     for name in BUNDLED_MODELS.values():
         weights = BUNDLED_DIR / name
         segmenter_export, stage_one_export = onnx_files(weights)
-        if name in ("recoseg_ddpm.pt", "recoseg_fast.pt"):  # DDPM stage 1: torch only
+        if name == "recoseg_ddpm.pt":  # DDPM stage 1: torch only
             assert not segmenter_export.exists() and not stage_one_export.exists()
             continue
         has_stage_one = Segmenter(weights, "cpu", runtime="torch").synthesizer is not None
