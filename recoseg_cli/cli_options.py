@@ -83,8 +83,8 @@ STAGE_ONE_WEIGHTS = typer.Option(None, "--weights",
                                  help="DDPM, regressor or segmenter weights; default: bundled (or $RECOSEG_WEIGHTS).")
 MODEL = typer.Option(None, help="Bundled model: accurate (the default; residual from an L1 regressor), ddpm (the "
                                  "same networks, residual from the conditional DDPM), fast (one segmenter of "
-                                 "the four sequences, no stage 1: shortest command, slightly lower Dice) or hires (160 x 160 slices: higher "
-                                 "core Dice, about 1.3x the command).")
+                                 "the four sequences, no stage 1: shortest command, slightly lower Dice) or "
+                                 "hires (160 x 160 slices: higher core Dice, about 1.7x the command).")
 STAGE_ONE_SAMPLER = typer.Option("onestep", "--sampler", help="Stage-1 sampler.")
 STEPS = typer.Option(1, "--steps", min=1, help="Network calls per slice (DDIM/DDPM steps, or one-step draws averaged).")
 SEED = typer.Option(0, "--seed", help="Seed of the sampling noise.")

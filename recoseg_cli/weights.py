@@ -32,9 +32,10 @@ BUNDLED_MODELS = {"accurate": "recoseg_accurate.pt", "ddpm": "recoseg_ddpm.pt", 
                   "flair+t1ce": "recoseg_flair_t1ce.pt", "flair+t1+t2": "recoseg_flair_t1_t2.pt"}
 """Bundled weights by ``--model`` name: "accurate" (the default; its residual comes from an L1 regressor), "ddpm"
 (the same networks with the residual of the conditional DDPM), "fast" (one segmenter of the four sequences, no
-stage 1 and no residual: the shortest command, Dice a little under "accurate"'s), "hires" (accurate's recipe on 160 x 160 slices with deep supervision: higher
-tumour-core Dice, a longer command, over the speed budget where timed), "any-subset" (any set of sequences holding
-FLAIR or T2), "flair+t1ce" (FLAIR and T1ce alone) and "flair+t1+t2" (exams without contrast); see the model card."""
+stage 1 and no residual: the shortest command, Dice a little under "accurate"'s), "hires" (accurate's recipe on
+160 x 160 slices with deep supervision: higher tumour-core Dice, a longer command, over the speed budget where
+timed), "any-subset" (any set of sequences holding FLAIR or T2), "flair+t1ce" (FLAIR and T1ce alone) and
+"flair+t1+t2" (exams without contrast); see the model card."""
 DEFAULT_MODEL = "accurate"
 SUBSET_MODEL = "any-subset"
 """The bundled model that takes any set of sequences holding FLAIR or T2."""
