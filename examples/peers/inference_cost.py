@@ -29,26 +29,15 @@ def segresnet_segment(case: Path, checkpoint: Path, output: Path) -> None:
     """One case through the trained SegResNet, as the peer script scores it, written as a BraTS label map."""
     import nibabel as nib
     import numpy as np
-    import torch
-    from monai.inferers import sliding_window_inference
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from segresnet import OUTPUTS, load_case, network
+    from segresnet import load_case, predict, trained_network
 
     from recoseg_cli.io.nifti import to_image
     from recoseg_cli.regions import labels_from_regions
 
-    model = network()
-    model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
-    model.eval()
     loaded = load_case(case)
-    with torch.inference_mode():
-        logits = sliding_window_inference(torch.from_numpy(loaded["inputs"])[None], SEGRESNET_ROI, 1, model,
-                                          overlap=0.5)
-    masks = {}
-    for k, region in enumerate(OUTPUTS):
-        masks[region] = np.zeros(loaded["volumes"].images["flair"].shape, bool)
-        masks[region][loaded["box"]] = logits[0, k].numpy() > 0
+    masks = {region: p > 0.5 for region, p in predict(trained_network(checkpoint), loaded, SEGRESNET_ROI).items()}
     labels = labels_from_regions(masks["whole"], masks["core"], masks["enhancing"], "brats2020")
     nib.save(to_image(labels, loaded["volumes"].geometry, np.uint8), output)
 
@@ -57,10 +46,11 @@ def timed(command: list[str]) -> tuple[float, float]:
     """Wall seconds from start to exit and peak resident memory (GB) of one child process."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    errors = process.stderr.read()  # to the end (the child's exit), so that a full pipe never blocks it
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+        raise RuntimeError(f"{' '.join(command)} failed: {errors.decode()[-2000:]}")
     return seconds, usage.ru_maxrss / 1024 ** 2
 
 

@@ -114,18 +114,31 @@ def train(cases: list[dict], run: Path, minutes: float, roi: tuple[int, ...], se
             "loss_last_100": float(np.mean(state["losses"][-100:]))}
 
 
-def score(model: SegResNet, case: dict, roi: tuple[int, ...]) -> dict:
-    """Every post-processing candidate's metrics of one held-out case, and its inference seconds."""
-    start = time.perf_counter()
+def trained_network(checkpoint: Path) -> SegResNet:
+    """The network of a training checkpoint, in evaluation mode."""
+    model = network()
+    model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+    return model.eval()
+
+
+def predict(model: SegResNet, case: dict, roi: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per output region, sliding-window probabilities over the case's whole voxel grid (0 outside its box)."""
     with torch.inference_mode():
         logits = sliding_window_inference(torch.from_numpy(case["inputs"])[None], roi, 1, model, overlap=0.5)
     probabilities = torch.sigmoid(logits)[0].numpy()
-    seconds = time.perf_counter() - start
-    volumes = case["volumes"]
     full = {}
     for k, region in enumerate(OUTPUTS):
-        full[region] = np.zeros(volumes.seg.shape, np.float32)
+        full[region] = np.zeros(case["volumes"].images["flair"].shape, np.float32)
         full[region][case["box"]] = probabilities[k]
+    return full
+
+
+def score(model: SegResNet, case: dict, roi: tuple[int, ...]) -> dict:
+    """Every post-processing candidate's metrics of one held-out case, and its inference seconds."""
+    start = time.perf_counter()
+    full = predict(model, case, roi)
+    seconds = time.perf_counter() - start
+    volumes = case["volumes"]
     voxel_ml = float(np.prod(volumes.zooms)) / 1000.0
     return {"case_id": case["case_id"], "seconds": {"segmentation": round(seconds, 2)},
             "postprocess": [region_metrics(region_masks(full, candidate, voxel_ml), volumes.seg, volumes.zooms)
@@ -149,9 +162,7 @@ def main() -> None:
     training = [load_case(arguments.cases / c) for c in sorted(folds) if folds[c] != arguments.fold]
     log = train(training, run, arguments.cpu_minutes, roi, seed=arguments.fold)
     del training
-    model = network()
-    model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=False)["model"])
-    model.eval()
+    model = trained_network(run / "checkpoint.pt")
     scores = [{**score(model, load_case(arguments.cases / c), roi), "fold": arguments.fold} for c in held_out]
     write_json(run / "scores.json", {"cases": scores})
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
