@@ -11,13 +11,12 @@ same ONNX file (``pip install openvino``); its largest output difference from ON
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import openvino
 
-from int8_folds import Recorder, calibration_slices, quantized
+from int8_folds import Recorder, calibration_slices, ms_per_slice, quantized
 from recoseg_cli.api import Segmenter
 from recoseg_cli.onnx_networks import OnnxSlices, onnx_files
 
@@ -26,16 +25,6 @@ ROUNDS = 5
 
 def run_all(network, slices: np.ndarray) -> np.ndarray:
     return np.concatenate([network(slices[i:i + 8]) for i in range(0, len(slices), 8)])
-
-
-def medians(networks: dict, slices: np.ndarray) -> dict:
-    times = {name: [] for name in networks}
-    for _ in range(ROUNDS):
-        for name, network in networks.items():
-            start = time.perf_counter()
-            run_all(network, slices)
-            times[name].append(1000 * (time.perf_counter() - start) / len(slices))
-    return {name: round(float(np.median(t)), 2) for name, t in times.items()}
 
 
 def main() -> None:
@@ -60,7 +49,7 @@ def main() -> None:
             candidates = {"onnxruntime_fp32": recorder.network,
                           "onnxruntime_int8": OnnxSlices(quantized(files[name], slices, Path(folder))),
                           "openvino_fp32": lambda batch, c=compiled: c(batch)[0]}
-            results[name] = {"ms_per_slice": medians(candidates, slices),
+            results[name] = {"ms_per_slice": ms_per_slice(candidates, slices, ROUNDS),
                              "openvino_largest_difference": float(np.abs(
                                  run_all(candidates["openvino_fp32"], slices)
                                  - run_all(candidates["onnxruntime_fp32"], slices)).max())}
